@@ -1,0 +1,75 @@
+"""Datasets: the real xlsa17 benchmarks, built-in toy and synthetic data, and evaluation protocols."""
+
+import os
+from pathlib import Path
+
+from izf.data.benchmark import Benchmark, validate
+from izf.data.builtin import BUILTIN_NAMES, synthetic, toy
+from izf.data.split import FeatureScaler, Split, make_split, validation_classes
+from izf.data.xlsa17 import XLSA17_NAMES, read_xlsa17, write_res101, write_xlsa17
+from izf.errors import DataError
+
+__all__ = [
+    "Benchmark",
+    "FeatureScaler",
+    "Split",
+    "default_root",
+    "load_benchmark",
+    "load_dataset",
+    "make_split",
+    "read_xlsa17",
+    "synthetic",
+    "toy",
+    "validate",
+    "validation_classes",
+    "write_res101",
+    "write_xlsa17",
+    "DATASET_NAMES",
+]
+
+DATASET_NAMES = (*BUILTIN_NAMES, "synthetic-sun", *(n.lower() for n in XLSA17_NAMES))
+
+
+def default_root() -> Path:
+    """Where datasets live: $IZF_DATA, else `$XDG_CACHE_HOME/izf/data` (default `~/.cache/izf/data`)."""
+    if "IZF_DATA" in os.environ:
+        return Path(os.environ["IZF_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "izf" / "data"
+
+
+def load_benchmark(name: str, *, root: Path | str | None = None, seed: int = 0) -> Benchmark:
+    """Load a dataset by name: "toy", "synthetic", "synthetic-sun" or an xlsa17 name (case-insensitive).
+
+    Arguments:
+        root: the xlsa17 folder; default `default_root()`.
+        seed: seeds the built-in generators (ignored for real data).
+    """
+    key = name.lower()
+    if key == "toy":
+        return toy(seed=seed)
+    if key in ("synthetic", "synthetic-sun"):
+        return synthetic(like="sun" if key == "synthetic-sun" else None, seed=seed)
+    if key.upper() not in XLSA17_NAMES:
+        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+    return read_xlsa17(key, root if root is not None else default_root())
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: Path | str | None = None,
+    protocol: str = "val",
+    features: str = "minmax",
+    attributes: str = "minmax",
+    seed: int = 0,
+) -> Split:
+    """Load a dataset and build one protocol's split (see `make_split`).
+
+    Example:
+        >>> split = load_dataset("toy", protocol="test")
+        >>> split.n_seen, split.n_classes, split.feature_dim
+        (3, 4, 4)
+    """
+    bench = load_benchmark(name, root=root, seed=seed)
+    return make_split(bench, protocol, features=features, attributes=attributes, seed=seed)

@@ -1,0 +1,33 @@
+"""Zero-shot metrics: per-class mean top-1 accuracy, ZSL T1, and GZSL U, S and their harmonic mean H."""
+
+import torch
+from torch import Tensor
+
+__all__ = ["per_class_accuracy", "harmonic_mean", "gzsl_scores"]
+
+
+def per_class_accuracy(predicted: Tensor, true: Tensor) -> float:
+    """Mean over the classes present in `true` of the fraction of their samples predicted right.
+
+    Example:
+        >>> per_class_accuracy(torch.tensor([0, 1, 1, 1]), torch.tensor([0, 0, 1, 1]))
+        0.75
+    """
+    if true.numel() == 0:
+        raise ValueError("per_class_accuracy needs at least one sample")
+    n = int(true.max()) + 1
+    hits = torch.bincount(true, weights=(predicted == true).double(), minlength=n)
+    counts = torch.bincount(true, minlength=n).double()
+    present = counts > 0
+    return float((hits[present] / counts[present]).mean())
+
+
+def harmonic_mean(u: float, s: float) -> float:
+    """H = 2us / (u + s), 0 when both are 0."""
+    return 2 * u * s / (u + s) if u + s > 0 else 0.0
+
+
+def gzsl_scores(seen_pred: Tensor, seen_true: Tensor, unseen_pred: Tensor, unseen_true: Tensor) -> dict[str, float]:
+    """GZSL U (unseen test images), S (seen test images) and H, predictions over all classes."""
+    u, s = per_class_accuracy(unseen_pred, unseen_true), per_class_accuracy(seen_pred, seen_true)
+    return {"u": u, "s": s, "h": harmonic_mean(u, s)}

@@ -1,0 +1,62 @@
+"""IZF: a flow whose latent splits into a class-tied semantic factor and a free factor."""
+
+import torch
+from torch import Tensor, nn
+
+from izf.flow import Flow
+
+__all__ = ["IZF"]
+
+
+class IZF(nn.Module):
+    """The invertible zero-shot flow.
+
+    f(x) = [s; z]: the first `semantic_dim` latents s have prior N(code_y, I) for class y, the rest
+    z have prior N(0, I). Generating for class y is f^{-1}([code_y; tau * z]).
+
+    Arguments:
+        flow: the bijection f.
+        class_codes: the semantic prior mean of every class, P c_y, shape (C, d_s).
+
+    References:
+        Invertible Zero-Shot Recognition Flows (Shen et al., ECCV 2020), arXiv:2007.04873
+
+    Example:
+        >>> model = IZF(Flow(6, depth=2, hidden=8), torch.eye(3, 2))
+        >>> s, z, ladj = model.encode(torch.randn(4, 6))
+        >>> s.shape, z.shape, model.generate(torch.tensor([0, 2])).shape
+        (torch.Size([4, 2]), torch.Size([4, 4]), torch.Size([2, 6]))
+    """
+
+    def __init__(self, flow: Flow, class_codes: Tensor) -> None:
+        super().__init__()
+        if not 1 <= class_codes.shape[1] < flow.features:
+            raise ValueError(f"need 1 <= latent split < {flow.features}, got {class_codes.shape[1]}")
+        self.flow = flow
+        self.register_buffer("class_codes", class_codes.float())
+
+    @property
+    def semantic_dim(self) -> int:
+        return self.class_codes.shape[1]
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Return the semantic factor (N, d_s), the free factor (N, D - d_s) and log|det J| (N,)."""
+        latent, ladj = self.flow(x)
+        return latent[:, : self.semantic_dim], latent[:, self.semantic_dim :], ladj
+
+    def decode(self, semantic: Tensor, free: Tensor) -> Tensor:
+        return self.flow.inverse(torch.cat([semantic, free], dim=1))
+
+    def generate(self, labels: Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """Features for classes `labels` (N,): f^{-1}([code_y; temperature * z]), z ~ N(0, I)."""
+        codes = self.class_codes[labels]
+        free = torch.randn(
+            labels.shape[0], self.flow.features - self.semantic_dim,
+            device=codes.device, dtype=codes.dtype, generator=generator,
+        )
+        return self.decode(codes, temperature * free)
+
+    def prototypes(self, labels: Tensor) -> Tensor:
+        """The image of each class's prior mode, f^{-1}([code_y; 0])."""
+        codes = self.class_codes[labels]
+        return self.decode(codes, codes.new_zeros(codes.shape[0], self.flow.features - self.semantic_dim))

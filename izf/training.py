@@ -1,0 +1,253 @@
+"""`fit`: train one IZF model on a split, evaluating, reporting and checkpointing as it goes."""
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+
+from izf.classifiers import Softmax
+from izf.data.split import Split
+from izf.device import choose_device
+from izf.errors import ConfigError, DivergenceError
+from izf.evaluate import DeviceSplit, evaluate
+from izf.flow import Flow
+from izf.losses import MMD_WIDTHS, centralizing, flow_nll, mmd
+from izf.model import IZF
+from izf.semantics import semantic_projection
+
+__all__ = ["FitConfig", "FitResult", "fit", "build_model"]
+
+CLASSIFIERS = ("softmax", "nbc")
+TERM_NAMES = ("loss", "loss_flow", "loss_centralizing", "loss_mmd")
+
+
+@dataclass
+class FitConfig:
+    """Every hyperparameter of one IZF training run. Defaults follow the IZF author's code where known.
+
+    latent_split is d_s, the number of latent coordinates tied to the class (None: the attribute dim).
+    eval_every = 0 evaluates only once, after the last step. select_by names the classifier whose
+    H is the trial's objective ("softmax" or "nbc").
+    """
+
+    # flow
+    depth: int = 5
+    hidden: int = 1024
+    clamp: float = 2.0
+    latent_split: int | None = None
+    # losses
+    semantic_weight: float = 10.0
+    centralizing_weight: float = 1.0
+    mmd_weight: float = 0.1
+    mmd_widths: tuple[float, ...] = MMD_WIDTHS
+    input_noise: float = 0.008
+    # optimisation
+    lr: float = 5e-4
+    weight_decay: float = 1e-5
+    batch_size: int = 256
+    steps: int = 11000
+    grad_clip: float = 10.0
+    # generation and classifiers
+    temperature: float = 1.0
+    synthetic_per_class: int = 400
+    classifier_lr: float = 1e-3
+    classifier_epochs: int = 20
+    calibration: float = 0.0
+    select_by: str = "softmax"
+    # bookkeeping
+    eval_every: int = 1000
+    check_every: int = 50
+    seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        self.mmd_widths = tuple(float(w) for w in self.mmd_widths)
+        positive = ("depth", "hidden", "clamp", "lr", "batch_size", "steps", "synthetic_per_class",
+                    "classifier_lr", "classifier_epochs", "check_every", "temperature", "grad_clip")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("semantic_weight", "centralizing_weight", "mmd_weight", "input_noise", "weight_decay",
+                     "eval_every", "calibration"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 (the MMD needs pairs), got {self.batch_size}")
+        if self.select_by not in CLASSIFIERS:
+            raise ConfigError(f"select_by must be one of {CLASSIFIERS}, got {self.select_by!r}")
+        if not self.mmd_widths or min(self.mmd_widths) <= 0:
+            raise ConfigError(f"mmd_widths must be positive numbers, got {self.mmd_widths}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FitConfig":
+        """Build from a dict, naming any key that is not a field (e.g. a typo in a search space)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown FitConfig option(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns: the final model, its GZSL softmax head, and the metrics along the way."""
+
+    model: IZF
+    classifier: Softmax
+    config: FitConfig
+    metrics: dict[str, float]
+    best: dict[str, float]
+    history: list[dict] = field(default_factory=list)
+
+
+def build_model(config: FitConfig, attributes: torch.Tensor, feature_dim: int) -> IZF:
+    """The IZF for a split's class attributes (C, A): flow, latent split and class codes P c_y."""
+    d_s = config.latent_split or attributes.shape[1]
+    if not 1 <= d_s < feature_dim:
+        raise ConfigError(f"latent_split must be in [1, {feature_dim - 1}] for {feature_dim}-d features, got {d_s}")
+    torch.manual_seed(config.seed)
+    projection = torch.as_tensor(semantic_projection(attributes.cpu().numpy(), d_s, seed=config.seed))
+    codes = attributes.cpu() @ projection.T
+    flow = Flow(feature_dim, depth=config.depth, hidden=config.hidden, clamp=config.clamp, seed=config.seed)
+    return IZF(flow, codes)
+
+
+class _Batches:
+    """Epochs of index permutations on the device; its state resumes exactly."""
+
+    def __init__(self, n: int, size: int, generator: torch.Generator) -> None:
+        self.n, self.size, self.generator = n, min(size, n), generator
+        self.order = torch.randperm(n, device=generator.device, generator=generator)
+        self.cursor = 0
+
+    def next(self) -> torch.Tensor:
+        if self.cursor + self.size > self.n:
+            self.order = torch.randperm(self.n, device=self.generator.device, generator=self.generator)
+            self.cursor = 0
+        idx = self.order[self.cursor : self.cursor + self.size]
+        self.cursor += self.size
+        return idx
+
+
+def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, g: torch.Generator) -> torch.Tensor:
+    """[total, flow, centralizing, mmd] on one batch of real seen features."""
+    x, y = data.train_x[idx], data.train_y[idx]
+    if c.input_noise:
+        x = x + c.input_noise * torch.rand(x.shape, device=x.device, generator=g)
+    semantic, free, ladj = model.encode(x)
+    l_flow = flow_nll(semantic, free, ladj, model.class_codes[y], semantic_weight=c.semantic_weight)
+    zero = l_flow.new_zeros(())
+    l_c = centralizing(model.prototypes(y.unique()), x, y) if c.centralizing_weight else zero
+    l_mmd = zero
+    if c.mmd_weight:
+        pick = torch.randint(0, data.unseen_classes.shape[0], (x.shape[0],), device=x.device, generator=g)
+        fake = model.generate(data.unseen_classes[pick], temperature=c.temperature, generator=g)
+        l_mmd = -mmd(x, fake, widths=c.mmd_widths)
+    total = l_flow + c.centralizing_weight * l_c + c.mmd_weight * l_mmd
+    return torch.stack([total, l_flow, l_c, l_mmd])
+
+
+def _evaluate(model: IZF, tensors: DeviceSplit, c: FitConfig, g: torch.Generator) -> tuple[dict, Softmax]:
+    metrics, classifier = evaluate(
+        model, tensors, temperature=c.temperature, synthetic_per_class=c.synthetic_per_class,
+        calibration=c.calibration, classifier_lr=c.classifier_lr, classifier_epochs=c.classifier_epochs,
+        generator=g,
+    )
+    metrics["h"] = metrics[f"{c.select_by}_h"]
+    return metrics, classifier
+
+
+def fit(
+    data: Split,
+    config: FitConfig | None = None,
+    *,
+    report: Callable[[dict], None] | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+) -> FitResult:
+    """Train IZF on `data.train_*` and evaluate on its seen/unseen evaluation sets.
+
+    Arguments:
+        data: a Split (protocol "val" for model selection, "test" for the final measurement).
+        config: hyperparameters (default FitConfig()).
+        report: called after every evaluation with a dict: step, loss terms, samples_per_s,
+            the metrics of both classifiers (fractions), `h` (the select_by classifier's H) and best_h.
+        checkpoint: called right before each report with the full training state (a dict of
+            tensors and plain values, loadable with torch.load(weights_only=True)).
+        resume: a state given to `checkpoint` earlier; training continues from it exactly.
+
+    Raises:
+        DivergenceError: the loss became NaN or Inf.
+
+    Example:
+        >>> from izf.data import load_dataset
+        >>> result = fit(load_dataset("toy", protocol="test"),
+        ...              FitConfig(depth=2, hidden=16, steps=20, eval_every=0, synthetic_per_class=20))
+        >>> sorted(result.metrics)[:3]
+        ['h', 'nbc_h', 'nbc_s']
+    """
+    c = config or FitConfig()
+    if resume is not None:
+        c = FitConfig.from_dict(resume["config"])
+    device = choose_device(c.device)
+    tensors = DeviceSplit(data, device)
+    model = build_model(c, tensors.attributes, data.feature_dim).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    g = torch.Generator(device).manual_seed(c.seed)
+    batches = _Batches(tensors.train_x.shape[0], c.batch_size, g)
+    step, train_seconds, best, history = 0, 0.0, {"h": -1.0}, []
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        g.set_state(resume["generator"])
+        batches.order, batches.cursor = resume["order"].to(device), resume["cursor"]
+        step, train_seconds, best = resume["step"], resume["train_seconds"], resume["best"]
+        history = list(resume["history"])
+
+    def state() -> dict:
+        # deepcopy: state_dict() shares storage with tensors that the next steps update in place
+        return copy.deepcopy({
+            "config": asdict(c), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "generator": g.get_state(), "order": batches.order, "cursor": batches.cursor, "step": step,
+            "train_seconds": train_seconds, "best": best, "history": history})
+
+    terms_sum, terms_count = torch.zeros(4, device=device), 0
+    metrics, classifier = {}, None
+    model.train()
+    while step < c.steps:
+        started = time.perf_counter()
+        terms = _loss_terms(model, tensors, batches.next(), c, g)
+        optimizer.zero_grad(set_to_none=True)
+        terms[0].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        optimizer.step()
+        step += 1
+        terms_sum += terms.detach()
+        terms_count += 1
+        last = step == c.steps
+        evaluate_now = last or (c.eval_every and step % c.eval_every == 0)
+        if step % c.check_every == 0 or evaluate_now:
+            mean_terms = (terms_sum / terms_count).tolist()  # one host sync per check, not per step
+            if not all(map(lambda v: v == v and abs(v) != float("inf"), mean_terms)):
+                raise DivergenceError(step, dict(zip(TERM_NAMES, mean_terms, strict=True)))
+        train_seconds += time.perf_counter() - started
+        if not evaluate_now:
+            continue
+        metrics, classifier = _evaluate(model, tensors, c, g)
+        if metrics["h"] > best["h"]:
+            best = {**metrics, "step": step}
+        row = {"step": step, **dict(zip(TERM_NAMES, mean_terms, strict=True)),
+               **metrics, "best_h": best["h"], "best_step": best["step"],
+               "samples_per_s": step * c.batch_size / max(train_seconds, 1e-9), "train_seconds": train_seconds}
+        history.append(row)
+        terms_sum.zero_()
+        terms_count = 0
+        if checkpoint is not None:
+            checkpoint(state())
+        if report is not None:
+            report(dict(row))
+    if classifier is None:  # resumed from a state saved after the last step
+        metrics, classifier = _evaluate(model, tensors, c, g)
+    return FitResult(model.eval(), classifier, c, metrics, best, history)

@@ -1,0 +1,130 @@
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from izf import DivergenceError, FitConfig, fit, load_dataset
+from izf.classifiers import Softmax
+from izf.errors import ConfigError
+from izf.io import load_model, save_model
+from izf.metrics import gzsl_scores
+from izf.presets import preset
+
+SEEN_BLOBS = torch.tensor([[-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+
+
+@pytest.fixture(scope="module")
+def toy_split():
+    return load_dataset("toy", protocol="test", features="none")
+
+
+@pytest.fixture(scope="module")
+def toy_runs(toy_split):
+    config = FitConfig.from_dict({**preset("toy"), "eval_every": 0})
+    return {w: fit(toy_split, replace(config, mmd_weight=w)) for w in (0.0, config.mmd_weight, 0.5)}
+
+
+def _generated_unseen(result, n=2000):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        return result.model.generate(torch.full((n,), 3), generator=g)[:, :2]
+
+
+def test_toy_softmax_gzsl(toy_runs):
+    for result in (toy_runs[0.0], toy_runs[preset("toy")["mmd_weight"]]):
+        assert result.metrics["softmax_zsl_t1"] == 1.0  # one unseen class
+        assert result.metrics["softmax_h"] >= 0.9
+        assert 0.0 <= result.metrics["nbc_h"] <= 1.0
+
+
+def test_toy_negative_mmd_pushes_generated_unseen_away_from_seen_blobs(toy_runs):
+    def distance_to_seen(result):
+        return torch.cdist(_generated_unseen(result), SEEN_BLOBS).min(dim=1).values.mean()
+
+    assert distance_to_seen(toy_runs[0.5]) > distance_to_seen(toy_runs[0.0]) + 0.1
+
+
+def test_synthetic_izf_beats_seen_only_softmax_and_ridge_baseline():
+    split = load_dataset("synthetic", protocol="test")
+    result = fit(split, FitConfig.from_dict(preset("synthetic")))
+    izf_h = max(result.metrics["nbc_h"], result.metrics["softmax_h"])
+    x, y = torch.as_tensor(split.train_x), torch.as_tensor(split.train_y)
+    seen_x, seen_y = torch.as_tensor(split.seen_x), torch.as_tensor(split.seen_y)
+    unseen_x, unseen_y = torch.as_tensor(split.unseen_x), torch.as_tensor(split.unseen_y)
+    seen_only = Softmax(x.shape[1], split.n_classes, n_seen=split.n_seen, epochs=30).fit(x, y)
+    seen_only_h = gzsl_scores(seen_only.predict(seen_x), seen_y, seen_only.predict(unseen_x), unseen_y)["h"]
+    att = torch.as_tensor(split.attributes)
+    ridge = torch.linalg.solve(x.T @ x + 1.0 * torch.eye(x.shape[1]), x.T @ att[y])
+
+    def nearest_class(features):
+        return torch.cdist(features @ ridge, att).argmin(dim=1)
+
+    ridge_h = gzsl_scores(nearest_class(seen_x), seen_y, nearest_class(unseen_x), unseen_y)["h"]
+    print(f"IZF H {izf_h:.3f}, seen-only softmax H {seen_only_h:.3f}, ridge H {ridge_h:.3f}")
+    assert izf_h > seen_only_h and izf_h > ridge_h
+
+
+def test_saved_model_predicts_identically(tmp_path, toy_split):
+    result = fit(toy_split, FitConfig(depth=2, hidden=8, steps=30, eval_every=0, synthetic_per_class=30))
+    save_model(tmp_path / "m.pt", result, toy_split)
+    loaded = load_model(tmp_path / "m.pt")
+    raw = toy_split.seen_x  # toy features are unscaled, so these are raw features too
+    with torch.no_grad():
+        expected = result.classifier.predict(torch.as_tensor(raw)).numpy()
+        codes = result.model.encode(torch.as_tensor(raw))[0]
+        assert torch.equal(loaded.model.encode(torch.as_tensor(raw))[0], codes)
+    assert np.array_equal(loaded.predict(raw), expected)
+
+
+def test_resume_continues_exactly(toy_split):
+    config = FitConfig(depth=2, hidden=8, steps=40, eval_every=20, synthetic_per_class=20, classifier_epochs=2)
+    states = []
+    full = fit(toy_split, config, checkpoint=states.append)
+    resumed = fit(toy_split, config, resume=states[0])
+    assert [r["step"] for r in resumed.history] == [20, 40]
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.history[-1]["loss"] == full.history[-1]["loss"]
+
+
+def test_divergence_raises_a_specific_error(toy_split):
+    with pytest.raises(DivergenceError, match=r"diverged at step \d+"):
+        fit(toy_split, FitConfig(depth=2, hidden=8, steps=200, lr=1e30, clamp=50.0, eval_every=0, check_every=10))
+
+
+def test_invalid_options_fail_early():
+    with pytest.raises(ConfigError, match="unknown FitConfig option"):
+        FitConfig.from_dict({"dpeth": 3})
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        FitConfig(lr=0)
+
+
+def test_cli_json_last_line():
+    out = subprocess.run(
+        [sys.executable, "-m", "izf.train", "--dataset", "toy", "--protocol", "test", "--steps", "50",
+         "--eval-every", "0", "--json"], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["dataset"] == "toy" and result["protocol"] == "test"
+    for name in ("nbc", "softmax"):
+        assert set(result[name]) == {"zsl_t1", "u", "s", "h"}
+        assert all(0.0 <= v <= 1.0 for v in result[name].values())
+
+
+@pytest.mark.parametrize("latent_split", [1, 3])  # fewer (PCA) and more (orthonormal lift) than the 2 attributes
+def test_latent_split_other_than_attribute_dim(toy_split, latent_split):
+    result = fit(toy_split, FitConfig(depth=2, hidden=8, steps=20, eval_every=0, synthetic_per_class=20,
+                                      latent_split=latent_split))
+    assert result.model.semantic_dim == latent_split
+    with pytest.raises(ConfigError, match="latent_split must be in"):
+        fit(toy_split, FitConfig(depth=2, hidden=8, steps=2, latent_split=4))
+
+
+def test_toy_plot_cli_writes_a_png(tmp_path):
+    out = tmp_path / "toy.png"
+    subprocess.run([sys.executable, "-m", "izf.train", "--dataset", "toy", "--protocol", "test", "--steps", "60",
+                    "--plot", str(out)], capture_output=True, text=True, check=True)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
