@@ -26,3 +26,6 @@ class DivergenceError(IZFError, FloatingPointError):
             f"training diverged at step {step} (non-finite loss: {shown}); "
             "lower lr, clamp or mmd_weight, or raise grad_clip"
         )
+
+    def __reduce__(self) -> tuple:  # keep it picklable: Ray sends a trial's exception to the driver
+        return type(self), (self.step, self.terms)

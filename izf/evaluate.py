@@ -1,5 +1,7 @@
 """Score a trained IZF on a split with both classifiers: ZSL T1 and GZSL U, S, H."""
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -17,7 +19,9 @@ class DeviceSplit:
 
     def __init__(self, split: Split, device: torch.device) -> None:
         def put(a: np.ndarray) -> Tensor:
-            return torch.as_tensor(a).to(device)
+            with warnings.catch_warnings():  # read-only arrays (Ray's object store) are shared, not copied
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.as_tensor(a).to(device)
 
         self.train_x, self.train_y = put(split.train_x), put(split.train_y)
         self.seen_x, self.seen_y = put(split.seen_x), put(split.seen_y)

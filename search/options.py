@@ -1,0 +1,78 @@
+"""Options of one search, checked before any trial starts."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from izf.errors import ConfigError
+
+__all__ = ["SearchOptions", "SAMPLERS", "SCHEDULERS", "OBJECTIVES"]
+
+SAMPLERS = ("tpe", "cmaes", "gp", "random", "nsga2")
+SCHEDULERS = ("asha", "none")
+OBJECTIVES = ("single", "multi")
+
+
+@dataclass
+class SearchOptions:
+    """Everything `search.run` needs besides the search space. Defaults suit the built-in synthetic data."""
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    address: str | None = None  # None: a local Ray instance; "auto" or "ray://...": a running cluster
+    num_samples: int = 12
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    objective: str = "single"
+    max_steps: int | None = None  # None: the dataset preset's (or FitConfig's) steps
+    grace_steps: int | None = None  # None: a quarter of max_steps
+    eval_every: int | None = None
+    seed: int = 0
+    name: str | None = None  # None: izf-<dataset>
+    storage_path: str = "ray_results"
+    resume: bool = False
+    study_storage: str | None = None  # an Optuna RDB URL, e.g. sqlite:////abs/path/optuna.db
+    time_budget_s: float | None = None
+    max_failures: int = 2
+    final_seeds: int = 1
+    fit_overrides: dict = field(default_factory=dict)  # fixed FitConfig values for every trial
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"--scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"--objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "multi" and self.scheduler == "asha":
+            raise ConfigError("ASHA stops trials on one metric; a multi-objective search needs --scheduler none")
+        if self.objective == "multi" and self.sampler not in ("tpe", "nsga2", "random"):
+            raise ConfigError(
+                f"--sampler {self.sampler} is single-objective; use nsga2, tpe or random with --objective multi"
+            )
+        for name in ("num_samples", "max_concurrent", "final_seeds"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise ConfigError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise ConfigError(f"--gpus-per-trial above 1 must be whole, got {self.gpus_per_trial}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
+
+    @property
+    def experiment_name(self) -> str:
+        return self.name or f"izf-{self.dataset.lower()}"
+
+    @property
+    def storage_uri(self) -> str:
+        """Ray wants an absolute path or a URI."""
+        if "://" in self.storage_path:
+            return self.storage_path
+        return str(Path(self.storage_path).expanduser().resolve())
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage_uri.rstrip('/')}/{self.experiment_name}"

@@ -1,0 +1,71 @@
+"""Search IZF hyperparameters with Ray Tune and Optuna; choose on validation classes, report test once.
+
+    python search/run.py --dataset synthetic              # local Ray, built-in data, ~5 min on 2 cores
+    python search/run.py --dataset sun --address auto --gpus-per-trial 0.25 --num-samples 200
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python search/run.py`: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from izf.data import DATASET_NAMES  # noqa: E402
+from izf.errors import IZFError  # noqa: E402
+from search.options import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchOptions  # noqa: E402
+
+
+def parse(argv: list[str] | None) -> SearchOptions:
+    p = argparse.ArgumentParser(prog="python search/run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="synthetic", help=f"one of {', '.join(DATASET_NAMES)} (default synthetic)")
+    p.add_argument("--data-root", help="folder holding <NAME>/res101.mat and att_splits.mat ($IZF_DATA)")
+    p.add_argument("--address", help="Ray cluster to join: 'auto' (after `ray up cluster.yaml`) or ray://host:10001; "
+                                     "default: start a local Ray instance on this machine")
+    p.add_argument("--num-samples", type=int, default=12, help="trials to run (default 12)")
+    p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once (default 2)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (and torch threads) per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPUs per trial; fractions pack trials onto one GPU (0.25: four per GPU)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default tpe)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
+                   help="asha: stop trials whose best validation H lags (default); none: run all to the end")
+    p.add_argument("--objective", choices=OBJECTIVES, default="single",
+                   help="single: validation H; multi: validation H and training seconds (Pareto front; "
+                        "needs --scheduler none)")
+    p.add_argument("--max-steps", type=int, help="training steps of a full trial (default: the dataset preset)")
+    p.add_argument("--grace-steps", type=int, help="ASHA: steps every trial gets before it may be stopped")
+    p.add_argument("--eval-every", type=int, help="steps between validation evaluations (reports)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the data split and the trials")
+    p.add_argument("--name", help="experiment name (default izf-<dataset>); also the Optuna study name")
+    p.add_argument("--storage-path", default="ray_results",
+                   help="where Ray keeps results and checkpoints: a local folder (default ./ray_results), "
+                        "a shared mount, or s3://bucket/path on a cluster")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of this --name")
+    p.add_argument("--study-storage", help="Optuna RDB URL (sqlite:////abs/optuna.db, postgresql://...): a later "
+                                           "search with the same --name continues the same study")
+    p.add_argument("--time-budget", type=float, dest="time_budget_s",
+                   help="stop starting trials after this many seconds")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
+    p.add_argument("--final-seeds", type=int, default=1,
+                   help="retrain the chosen config with N seeds and report mean and spread of test U/S/H")
+    args = vars(p.parse_args(argv))
+    return SearchOptions(**args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = parse(argv)
+        from search.summary import print_summary
+        from search.tuner import run
+
+        print_summary(run(options))
+    except IZFError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The Tune function trainable: one IZF training run that reports and checkpoints at every evaluation."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+import izf
+from izf.data import Split
+from search.space import to_fit_options
+
+__all__ = ["train_izf", "dataset_memory", "STATE_FILE"]
+
+STATE_FILE = "state.pt"
+
+
+def dataset_memory(split: Split) -> dict[str, float]:
+    """Size of the split's arrays, and 1.0 if all of them lie in shared memory (Ray's object store).
+
+    A trial that copied the split would hold its arrays in private (heap) memory instead; several
+    trials on one node then hold one copy between them.
+    """
+    arrays = [split.train_x, split.train_y, split.seen_x, split.seen_y, split.unseen_x, split.unseen_y]
+    return {"dataset_mb": sum(a.nbytes for a in arrays) / 2**20,
+            "dataset_shared": float(all(_in_shared_mapping(a) for a in arrays))}
+
+
+def _in_shared_mapping(a: "np.ndarray") -> bool:  # noqa: F821
+    """Whether the array's memory lies in a MAP_SHARED mapping (its permissions end in 's')."""
+    address = a.__array_interface__["data"][0]
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                span, perms = line.split()[:2]
+                start, end = (int(x, 16) for x in span.split("-"))
+                if start <= address < end:
+                    return perms.endswith("s")
+    except OSError:
+        pass
+    return False
+
+
+def train_izf(config: dict, *, split: Split, base: dict) -> None:
+    """Train with the sampled `config` on top of `base` (FitConfig fields); `split` comes from the object store."""
+    base = dict(base)
+    torch.set_num_threads(max(1, int(base.pop("threads", 1))))
+    options = to_fit_options(config, feature_dim=split.feature_dim, attribute_dim=split.attribute_dim)
+    # A trial given no GPU still sees every GPU on its node, so ask Ray, not CUDA.
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    fit_config = izf.FitConfig.from_dict({**base, **options, "device": device})
+    resume = None
+    if (checkpoint := tune.get_checkpoint()) is not None:
+        with checkpoint.as_directory() as folder:
+            resume = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
+        resume["config"]["device"] = device
+    pending: list[str] = []
+    memory = dataset_memory(split)
+
+    def save(state: dict) -> None:
+        folder = tempfile.mkdtemp(prefix="izf-ckpt-")
+        torch.save(state, Path(folder) / STATE_FILE)
+        pending.append(folder)
+
+    def report(metrics: dict) -> None:
+        folder = pending.pop()
+        try:
+            tune.report({**metrics, **memory}, checkpoint=tune.Checkpoint.from_directory(folder))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    izf.fit(split, fit_config, report=report, checkpoint=save, resume=resume)

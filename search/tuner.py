@@ -1,0 +1,231 @@
+"""`run`: load the data once, search on validation classes with Ray Tune + Optuna, then measure the choice on test."""
+
+import dataclasses
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from izf.data import load_benchmark, make_split
+from izf.errors import ConfigError
+from izf.presets import feature_scaling, preset
+from izf.training import FitConfig
+from search.options import SearchOptions
+from search.space import default_point, space, to_fit_options
+
+__all__ = ["SearchResult", "run"]
+
+METRIC, MODE = "best_h", "max"
+SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "train_seconds"]
+
+
+@dataclass
+class SearchResult:
+    """What a search found: the chosen config, its validation metrics, and its one test measurement."""
+
+    experiment_path: str
+    n_trials: int
+    n_errors: int  # trials that raised (divergence included) after their retries
+    trials: pd.DataFrame  # one row per trial that reported: config/* columns and its last metrics
+    best_config: dict  # FitConfig fields of the chosen trial
+    best_val: dict  # the chosen trial's best validation metrics
+    test: dict  # test metrics of the chosen config retrained on trainval (mean over final seeds)
+    test_spread: dict  # their standard deviation over final seeds (0 for one seed)
+    pareto: pd.DataFrame | None = None  # multi-objective searches: the non-dominated trials
+
+
+def _sampler(name: str, seed: int) -> "optuna.samplers.BaseSampler":  # noqa: F821
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _init_ray(options: SearchOptions) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if options.address is None:
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=True)
+    else:
+        ray.init(address=options.address)
+
+
+def _check_resources(options: SearchOptions) -> None:
+    import ray
+
+    resources = ray.cluster_resources()
+    if options.gpus_per_trial > 0 and resources.get("GPU", 0) == 0:
+        raise ConfigError(
+            f"--gpus-per-trial {options.gpus_per_trial} asked for, but the Ray cluster has no GPU "
+            "(trials would wait forever); use --gpus-per-trial 0 or start GPU workers"
+        )
+    if options.cpus_per_trial > resources.get("CPU", 0):
+        raise ConfigError(
+            f"--cpus-per-trial {options.cpus_per_trial} exceeds the cluster's {resources.get('CPU', 0)} CPUs"
+        )
+
+
+def _base_config(options: SearchOptions, eval_every_default: int) -> dict:
+    base = dataclasses.asdict(FitConfig.from_dict({**preset(options.dataset), **options.fit_overrides}))
+    if options.max_steps is not None:
+        base["steps"] = options.max_steps
+    base["eval_every"] = options.eval_every or base["eval_every"] or eval_every_default
+    base["seed"] = options.seed
+    base.pop("device")
+    return base
+
+
+def _searcher(options: SearchOptions, space: Callable, points: list[dict], study_exists: bool) -> "OptunaSearch":  # noqa: F821
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    multi = options.objective == "multi"
+    storage = optuna.storages.RDBStorage(options.study_storage) if options.study_storage else None
+    return OptunaSearch(
+        space=space,
+        metric=[METRIC, "train_seconds"] if multi else METRIC,
+        mode=[MODE, "min"] if multi else MODE,
+        points_to_evaluate=None if study_exists else points,
+        sampler=_sampler(options.sampler, options.seed),
+        study_name=options.experiment_name if storage else None,
+        storage=storage,
+    )
+
+
+def _study_has_trials(options: SearchOptions) -> bool:
+    if not options.study_storage:
+        return False
+    import optuna
+
+    try:
+        return len(optuna.load_study(study_name=options.experiment_name, storage=options.study_storage).trials) > 0
+    except KeyError:
+        return False
+
+
+def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callable, points: list[dict]) -> "tune.Tuner":  # noqa: F821
+    from ray import tune
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+    if options.resume:
+        if not tune.Tuner.can_restore(options.experiment_path):
+            raise ConfigError(f"--resume: no experiment to resume at {options.experiment_path}; "
+                              "check --name and --storage-path, or start a new search without --resume")
+        return tune.Tuner.restore(options.experiment_path, trainable=trainable, resume_errored=True)
+    if options.scheduler == "asha":
+        grace = options.grace_steps or max(base["eval_every"], base["steps"] // 4)
+        scheduler = AsyncHyperBandScheduler(time_attr="step", max_t=base["steps"], grace_period=grace,
+                                            reduction_factor=2)
+    else:
+        scheduler = FIFOScheduler()
+    multi = options.objective == "multi"
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=_searcher(options, space, points, _study_has_trials(options)),
+            scheduler=scheduler,
+            num_samples=options.num_samples,
+            max_concurrent_trials=options.max_concurrent,
+            time_budget_s=options.time_budget_s,
+            metric=None if multi else METRIC,
+            mode=None if multi else MODE,
+        ),
+        run_config=tune.RunConfig(
+            name=options.experiment_name,
+            storage_path=options.storage_uri,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+            verbose=1,
+        ),
+    )
+
+
+def _final_fit(split: "Split", config: dict) -> dict:  # noqa: F821
+    import ray
+    import torch
+
+    from izf.training import fit
+
+    torch.set_num_threads(max(1, int(config.pop("threads", 1))))
+    config["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
+    result = fit(split, FitConfig.from_dict(config))
+    return dict(result.metrics)
+
+
+def _pareto(trials: pd.DataFrame) -> pd.DataFrame:
+    rows = trials.dropna(subset=["best_h", "train_seconds"])
+    keep = [i for i, r in rows.iterrows()
+            if not ((rows["best_h"] >= r["best_h"]) & (rows["train_seconds"] <= r["train_seconds"])
+                    & ((rows["best_h"] > r["best_h"]) | (rows["train_seconds"] < r["train_seconds"]))).any()]
+    return rows.loc[keep].sort_values("best_h", ascending=False)
+
+
+def _quiet_ray() -> None:
+    # Every report carries a checkpoint (a retried trial resumes, not restarts); Tune warns about that.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def run(options: SearchOptions, *, space: Callable = space, points: list[dict] | None = None) -> SearchResult:
+    """Search, choose on validation H, retrain the choice on trainval and measure it once on test.
+
+    Arguments:
+        space: an Optuna define-by-run function (default `search.space.space`).
+        points: the first points to evaluate (default: the dataset's base config as a point of `space`).
+    """
+    import ray
+    from ray import tune
+
+    from search.trainable import train_izf
+
+    bench = load_benchmark(options.dataset, root=options.data_root, seed=options.seed)
+    scaling = feature_scaling(options.dataset)
+    val_split = make_split(bench, "val", features=scaling, seed=options.seed)
+    test_split = make_split(bench, "test", features=scaling, seed=options.seed)
+    base = _base_config(options, eval_every_default=500)
+    points = points if points is not None else [default_point(base, val_split.feature_dim)]
+    _quiet_ray()
+    _init_ray(options)
+    _check_resources(options)
+    threads = max(1, int(options.cpus_per_trial))
+    trainable = tune.with_resources(
+        tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads}),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
+    )
+    grid = _tuner(options, trainable, base, space, points).fit()
+    trials = grid.get_dataframe()
+    best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all")
+    history = best.metrics_dataframe
+    best_row = history.loc[history["h"].idxmax()]
+    chosen = {**base, **to_fit_options(best.config, feature_dim=val_split.feature_dim,
+                                       attribute_dim=val_split.attribute_dim)}
+    chosen["steps"], chosen["eval_every"] = int(best_row["step"]), 0
+    final = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(_final_fit)
+    split_ref = ray.put(test_split)
+    runs = ray.get([final.remote(split_ref, {**chosen, "seed": options.seed + i, "threads": threads})
+                    for i in range(options.final_seeds)])
+    keys = runs[0].keys()
+    test = {k: statistics.fmean(r[k] for r in runs) for k in keys}
+    spread = {k: statistics.pstdev([r[k] for r in runs]) for k in keys}
+    return SearchResult(
+        experiment_path=options.experiment_path,
+        n_trials=len(grid),
+        n_errors=len(grid.errors),
+        trials=trials,
+        best_config=chosen,
+        best_val={k: float(best_row[k]) for k in SHOWN if k in best_row},
+        test=test,
+        test_spread=spread,
+        pareto=_pareto(trials) if options.objective == "multi" else None,
+    )
+

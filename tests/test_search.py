@@ -1,0 +1,162 @@
+"""The search with real Ray (a local instance on this machine) on the built-in synthetic data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+
+from izf.data import load_dataset
+from izf.errors import ConfigError
+from search import SearchOptions, run
+from search.space import space as default_space
+from search.trainable import dataset_memory
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = dict(max_steps=300, eval_every=100, max_concurrent=2)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _trial_results(experiment: Path) -> dict[str, list[dict]]:
+    out = {}
+    for result in experiment.glob("*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if rows:
+            out[rows[0]["trial_id"]] = rows
+    return out
+
+
+def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
+    study = f"sqlite:///{tmp_path / 'optuna.db'}"
+    options = SearchOptions(num_samples=6, storage_path=str(tmp_path / "rr"), study_storage=study,
+                            name="study-a", grace_steps=100, **QUICK)
+    result = run(options)
+    trials = optuna.load_study(study_name="study-a", storage=study).trials
+    assert result.n_trials == 6 and result.n_errors == 0 and len(trials) == 6
+    assert all(t.value is not None for t in trials)
+    steps = result.trials["step"]
+    assert (steps < 300).any(), "ASHA stopped no trial early"
+    # The default point reached Optuna as its first trial, and a Tune trial ran exactly that point.
+    point = trials[0].params
+    assert point["depth"] == 4 and point["use_mmd"] is True and point["mmd_weight"] == 0.01
+    ran = [rows[0]["config"] for rows in _trial_results(tmp_path / "rr" / "study-a").values()]
+    assert point in ran
+    assert 0 <= result.test["softmax_h"] <= 1 and result.best_config["steps"] <= 300
+
+    again = run(SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr2"), study_storage=study,
+                              name="study-a", **QUICK))
+    assert again.n_trials == 2
+    assert len(optuna.load_study(study_name="study-a", storage=study).trials) == 8
+
+
+def faulty_space(trial):
+    """lr 1e30 diverges (DivergenceError); clamp -1 is rejected by FitConfig inside the trial (ConfigError)."""
+    trial.suggest_categorical("lr", [1e-3, 1e30])
+    trial.suggest_categorical("clamp", [2.0, -1.0])
+    return {"check_every": 10}
+
+
+def test_failing_and_diverging_trials_leave_the_search_intact(tmp_path, local_ray):
+    options = SearchOptions(num_samples=4, storage_path=str(tmp_path / "rr"), max_failures=0, scheduler="none",
+                            sampler="random", **QUICK)
+    points = [{"lr": 1e30, "clamp": 2.0}, {"lr": 1e-3, "clamp": -1.0}, {"lr": 1e-3, "clamp": 2.0}]
+    result = run(options, space=faulty_space, points=points)
+    assert result.n_trials == 4 and result.n_errors >= 2
+    errored = list((tmp_path / "rr" / "izf-synthetic").glob("*/error.txt"))
+    messages = " ".join(p.read_text() for p in errored)
+    assert "DivergenceError" in messages and "clamp must be > 0" in messages
+    assert result.best_config["clamp"] == 2.0 and result.best_config["lr"] == 1e-3
+    assert 0 <= result.test["softmax_h"] <= 1
+
+
+def test_gpus_requested_without_gpus_fails_at_once(tmp_path, local_ray):
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"has no GPU"):
+        run(SearchOptions(gpus_per_trial=0.5, storage_path=str(tmp_path), num_samples=2))
+    assert time.perf_counter() - started < 30
+
+
+def test_multi_objective_with_asha_is_refused():
+    with pytest.raises(ConfigError, match="needs --scheduler none"):
+        SearchOptions(objective="multi", scheduler="asha")
+
+
+def test_resume_without_experiment(tmp_path, local_ray):
+    with pytest.raises(ConfigError, match="no experiment to resume"):
+        run(SearchOptions(resume=True, storage_path=str(tmp_path), num_samples=2))
+
+
+def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
+    experiment = tmp_path / "rr" / "killed"
+    command = [sys.executable, str(ROOT / "search" / "run.py"), "--num-samples", "6", "--max-steps", "300",
+               "--eval-every", "100", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
+               "--name", "killed", "--max-concurrent", "2"]
+    driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            done = [rows for rows in _trial_results(experiment).values() if rows[-1].get("step") == 300]
+            if len(done) >= 2:
+                break
+            time.sleep(1)
+        assert len(done) >= 2, "no trial finished before the kill"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    before = {tid: len(rows) for tid, rows in _trial_results(experiment).items() if rows[-1].get("step") == 300}
+    resumed = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = _trial_results(experiment)
+    assert len(after) == 6
+    for tid, n in before.items():
+        assert len(after[tid]) == n, f"completed trial {tid} ran again"
+    assert "test, measured once" in resumed.stdout
+
+
+def test_default_space_is_pure_and_fast():
+    study = optuna.create_study()
+    started = time.perf_counter()
+    for _ in range(50):
+        trial = study.ask()
+        default_space(trial)
+        study.tell(trial, 0.0)
+    assert time.perf_counter() - started < 5
+
+
+def fixed_space(trial):
+    trial.suggest_categorical("depth", [2])
+
+
+def test_dataset_measure_tells_a_private_copy_from_shared_memory(local_ray):
+    split = load_dataset("toy")
+    assert dataset_memory(split)["dataset_shared"] == 0.0  # built in this process: private heap
+    shared = ray.get(ray.remote(dataset_memory).remote(ray.put(split)))
+    assert shared["dataset_shared"] == 1.0
+
+
+def test_concurrent_trials_share_one_copy_of_the_dataset(tmp_path, local_ray):
+    options = SearchOptions(dataset="synthetic-sun", num_samples=2, max_concurrent=2, scheduler="none",
+                            storage_path=str(tmp_path / "rr"), max_steps=20, eval_every=20,
+                            fit_overrides=dict(hidden=32, synthetic_per_class=5, classifier_epochs=1, batch_size=64))
+    result = run(options, space=fixed_space, points=[])
+    rows = list(_trial_results(tmp_path / "rr" / "izf-synthetic-sun").values())
+    assert len(rows) == 2
+    spans = [(r[0]["timestamp"] - r[0]["time_this_iter_s"], r[-1]["timestamp"]) for r in rows]
+    assert max(s for s, _ in spans) < min(e for _, e in spans), "the two trials did not run at the same time"
+    for r in rows:
+        assert r[0]["dataset_mb"] > 50  # the SUN-shaped validation split
+        assert r[0]["dataset_shared"] == 1.0  # every array lies in a shared-memory mapping
+    assert result.n_errors == 0
