@@ -16,7 +16,7 @@ from izf.errors import IZFError  # noqa: E402
 from search.options import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchOptions  # noqa: E402
 
 
-def parse(argv: list[str] | None) -> SearchOptions:
+def parse(argv: list[str] | None) -> tuple[SearchOptions, dict]:
     p = argparse.ArgumentParser(prog="python search/run.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="synthetic", help=f"one of {', '.join(DATASET_NAMES)} (default synthetic)")
@@ -50,21 +50,48 @@ def parse(argv: list[str] | None) -> SearchOptions:
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
     p.add_argument("--final-seeds", type=int, default=1,
                    help="retrain the chosen config with N seeds and report mean and spread of test U/S/H")
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///"
+                                        "<cwd>/mlflow.db); http://host:5000 for a shared server")
+    p.add_argument("--experiment", help="MLflow experiment (default izf-<dataset>)")
+    p.add_argument("--no-promote", action="store_true",
+                   help="register the chosen model but leave the 'champion' alias where it is")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow at all")
     args = vars(p.parse_args(argv))
-    return SearchOptions(**args)
+    tracking = {k: args.pop(k) for k in ("mlflow_uri", "experiment", "no_promote", "no_tracking")}
+    return SearchOptions(**args), tracking
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        options = parse(argv)
+        options, flags = parse(argv)
         from search.summary import print_summary
         from search.tuner import run
 
-        print_summary(run(options))
+        if flags["no_tracking"]:
+            print_summary(run(options))
+            return 0
+        from tracking import Tracker, default_tracking_uri
+        from tracking.search_tracking import record_result, start_hook
+
+        tracker = Tracker(flags["mlflow_uri"] or default_tracking_uri(),
+                          flags["experiment"] or f"izf-{options.dataset.lower()}")
+        result = run(options, on_start=start_hook(tracker, options))
+        print_summary(result)
+        recorded = record_result(tracker, options, result, promote_champion=not flags["no_promote"])
+        print_tracking(tracker, recorded)
     except IZFError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_tracking(tracker: "Tracker", recorded: dict) -> None:  # noqa: F821
+    print(f"\nMLflow ({tracker.uri}): experiment {tracker.experiment!r}, parent run {recorded.get('parent_run_id')}")
+    if "version" in recorded:
+        state = {True: "now the champion", False: "the champion stays", None: "not promoted"}[recorded.get("champion")]
+        print(f"  model {recorded['model_name']} version {recorded['version']}: {state}")
+    if tracker.failures:
+        print(f"  {tracker.failures} MLflow calls failed; run `python -m tracking.sync <ray experiment dir>`")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,34 @@ from izf.training import FitConfig
 from search.options import SearchOptions
 from search.space import default_point, space, to_fit_options
 
-__all__ = ["SearchResult", "run"]
+__all__ = ["SearchResult", "SearchStart", "run"]
 
 METRIC, MODE = "best_h", "max"
 SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "train_seconds"]
+
+
+@dataclass
+class SearchStart:
+    """What is known once the data is loaded, before any trial: handed to `run(on_start=...)`."""
+
+    options: SearchOptions
+    data_checksum: str
+    base: dict  # FitConfig fields every trial starts from
+    feature_dim: int
+    attribute_dim: int
+
+    def describe(self) -> dict:
+        """The search's settings as plain values (the parent run's params; izf_search.json)."""
+        o = self.options
+        return {"dataset": o.dataset, "sampler": o.sampler, "scheduler": o.scheduler, "objective": o.objective,
+                "num_samples": o.num_samples, "max_steps": self.base["steps"], "seed": o.seed,
+                "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s, "data_checksum": self.data_checksum,
+                "base": self.base, "feature_dim": self.feature_dim, "attribute_dim": self.attribute_dim}
+
+    def params_of(self, sampled: dict) -> dict:
+        """Every FitConfig value a trial with these sampled parameters trains with."""
+        return {**self.base, **to_fit_options(sampled, feature_dim=self.feature_dim,
+                                              attribute_dim=self.attribute_dim)}
 
 
 @dataclass
@@ -33,6 +57,9 @@ class SearchResult:
     best_val: dict  # the chosen trial's best validation metrics
     test: dict  # test metrics of the chosen config retrained on trainval (mean over final seeds)
     test_spread: dict  # their standard deviation over final seeds (0 for one seed)
+    data_checksum: str = ""
+    model_file: bytes = b""  # the first final seed's model, in izf.io format
+    feature_dim: int = 0
     pareto: pd.DataFrame | None = None  # multi-objective searches: the non-dominated trials
 
 
@@ -114,7 +141,8 @@ def _study_has_trials(options: SearchOptions) -> bool:
         return False
 
 
-def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callable, points: list[dict]) -> "tune.Tuner":  # noqa: F821
+def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callable, points: list[dict],
+           callbacks: list) -> "tune.Tuner":  # noqa: F821
     from ray import tune
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
@@ -146,21 +174,29 @@ def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callabl
             storage_path=options.storage_uri,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
+            callbacks=callbacks,
             verbose=1,
         ),
     )
 
 
-def _final_fit(split: "Split", config: dict) -> dict:  # noqa: F821
+def _final_fit(split: "Split", config: dict) -> tuple[dict, bytes]:  # noqa: F821
+    import io
+
     import ray
     import torch
 
+    from izf.io import save_model
     from izf.training import fit
 
     torch.set_num_threads(max(1, int(config.pop("threads", 1))))
     config["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
     result = fit(split, FitConfig.from_dict(config))
-    return dict(result.metrics)
+    result.model.cpu()
+    result.classifier.linear.cpu()
+    buffer = io.BytesIO()
+    save_model(buffer, result, split)
+    return dict(result.metrics), buffer.getvalue()
 
 
 def _pareto(trials: pd.DataFrame) -> pd.DataFrame:
@@ -171,17 +207,43 @@ def _pareto(trials: pd.DataFrame) -> pd.DataFrame:
     return rows.loc[keep].sort_values("best_h", ascending=False)
 
 
+SEARCH_FILE, MODEL_FILE = "izf_search.json", "izf_model.pt"
+
+
+def _write_beside_results(options: SearchOptions, name: str, data: bytes) -> None:
+    """Keep a file in the Ray experiment folder (local or s3://...), where `tracking.sync` finds it."""
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(options.experiment_path)
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(f"{path}/{name}") as out:
+        out.write(data)
+
+
+def _record(options: SearchOptions, start: SearchStart, result: SearchResult | None = None) -> None:
+    import json
+
+    record = start.describe()
+    if result is not None:
+        record.update(best_config=result.best_config, best_val=result.best_val, test=result.test,
+                      test_spread=result.test_spread)
+        _write_beside_results(options, MODEL_FILE, result.model_file)
+    _write_beside_results(options, SEARCH_FILE, json.dumps(record, default=str, indent=1).encode())
+
+
 def _quiet_ray() -> None:
     # Every report carries a checkpoint (a retried trial resumes, not restarts); Tune warns about that.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def run(options: SearchOptions, *, space: Callable = space, points: list[dict] | None = None) -> SearchResult:
+def run(options: SearchOptions, *, space: Callable = space, points: list[dict] | None = None,
+        on_start: Callable[[SearchStart], list] | None = None) -> SearchResult:
     """Search, choose on validation H, retrain the choice on trainval and measure it once on test.
 
     Arguments:
         space: an Optuna define-by-run function (default `search.space.space`).
         points: the first points to evaluate (default: the dataset's base config as a point of `space`).
+        on_start: called once the data is loaded, before any trial; returns Tune callbacks (tracking).
     """
     import ray
     from ray import tune
@@ -197,12 +259,16 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     _quiet_ray()
     _init_ray(options)
     _check_resources(options)
+    start = SearchStart(options, bench.checksum(), base, val_split.feature_dim, val_split.attribute_dim)
+    if not options.resume:
+        _record(options, start)
+    callbacks = on_start(start) if on_start is not None else []
     threads = max(1, int(options.cpus_per_trial))
     trainable = tune.with_resources(
         tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads}),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
-    grid = _tuner(options, trainable, base, space, points).fit()
+    grid = _tuner(options, trainable, base, space, points, callbacks).fit()
     trials = grid.get_dataframe()
     best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all")
     history = best.metrics_dataframe
@@ -214,10 +280,10 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     split_ref = ray.put(test_split)
     runs = ray.get([final.remote(split_ref, {**chosen, "seed": options.seed + i, "threads": threads})
                     for i in range(options.final_seeds)])
-    keys = runs[0].keys()
-    test = {k: statistics.fmean(r[k] for r in runs) for k in keys}
-    spread = {k: statistics.pstdev([r[k] for r in runs]) for k in keys}
-    return SearchResult(
+    keys = runs[0][0].keys()
+    test = {k: statistics.fmean(r[k] for r, _ in runs) for k in keys}
+    spread = {k: statistics.pstdev([r[k] for r, _ in runs]) for k in keys}
+    result = SearchResult(
         experiment_path=options.experiment_path,
         n_trials=len(grid),
         n_errors=len(grid.errors),
@@ -226,6 +292,11 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
         best_val={k: float(best_row[k]) for k in SHOWN if k in best_row},
         test=test,
         test_spread=spread,
+        data_checksum=start.data_checksum,
+        model_file=runs[0][1],
+        feature_dim=test_split.feature_dim,
         pareto=_pareto(trials) if options.objective == "multi" else None,
     )
+    _record(options, start, result)
+    return result
 

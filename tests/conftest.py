@@ -37,6 +37,16 @@ def real_split_labels(name: str) -> np.ndarray:
     return labels
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance for one test module, shut down after it."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "SUN" / "att_splits.mat").is_file():

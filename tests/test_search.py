@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 import ray
+from mlflow import MlflowClient
 
 from izf.data import load_dataset
 from izf.errors import ConfigError
@@ -20,13 +21,6 @@ from search.trainable import dataset_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(max_steps=300, eval_every=100, max_concurrent=2)
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _trial_results(experiment: Path) -> dict[str, list[dict]]:
@@ -124,6 +118,13 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     for tid, n in before.items():
         assert len(after[tid]) == n, f"completed trial {tid} ran again"
     assert "test, measured once" in resumed.stdout
+    # Tracking (on by default, ./mlflow.db): the resumed search reused its parent run; one run per trial.
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("izf-synthetic").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r.data.tags["izf.trial_id"] for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(children) == sorted(after)
 
 
 def test_default_space_is_pure_and_fast():

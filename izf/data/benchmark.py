@@ -45,6 +45,16 @@ class Benchmark:
     def unseen_classes(self) -> np.ndarray:
         return np.unique(self.labels[self.test_unseen])
 
+    def checksum(self) -> str:
+        """SHA-256 of everything a result depends on: features, labels, attributes and the splits."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for a in (self.features, self.labels, self.attributes, self.trainval, self.test_seen, self.test_unseen):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update(repr(None if self.val_classes is None else self.val_classes.tolist()).encode())
+        return h.hexdigest()
+
     def summary(self) -> dict:
         """Counts a user checks a download against (the `inspect` command prints them)."""
         from izf.data.split import validation_classes

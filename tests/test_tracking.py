@@ -1,0 +1,252 @@
+"""Tracking against a real `mlflow server` started on 127.0.0.1 by the test and stopped by its pid."""
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from ray.tune import Callback
+
+from izf.data import load_dataset
+from izf.io import load_model
+from search import SearchOptions, run
+from tracking import Tracker
+from tracking.model import CHAMPION, promote, register
+from tracking.search_tracking import record_result, start_hook
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with a sqlite store, stopped and restarted by its process id."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port, self.process = root, _free_port(), None
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.process = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+             "--artifacts-destination", str(self.root / "art")],
+            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{self.uri}/health", timeout=1).status == 200:
+                    return
+            except OSError:
+                if time.time() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("mlflow server did not start") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mlflow_server_factory(tmp_path):
+    servers = []
+
+    def make():
+        server = MlflowServer(tmp_path / f"mlflow{len(servers)}")
+        server.root.mkdir()
+        servers.append(server)
+        server.start()
+        return server.uri, server.stop, server.start
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, mlflow_server, local_ray):
+    folder = tmp_path_factory.mktemp("search")
+    options = SearchOptions(num_samples=4, storage_path=str(folder / "rr"), max_steps=300, eval_every=100,
+                            grace_steps=100)
+    tracker = Tracker(mlflow_server, "izf-synthetic")
+    result = run(options, on_start=start_hook(tracker, options))
+    recorded = record_result(tracker, options, result, promote_champion=True)
+    yield tracker, result, recorded
+
+
+def test_one_parent_and_a_child_run_per_trial(searched):
+    tracker, result, recorded = searched
+    client = tracker.client
+    experiment = client.get_experiment_by_name("izf-synthetic").experiment_id
+    runs = client.search_runs([experiment])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == recorded["parent_run_id"]]
+    assert len(parents) == 1 and parents[0].info.run_id == recorded["parent_run_id"]
+    assert len(children) == 4
+    assert {c.data.tags["izf.trial_id"] for c in children} == set(result.trials["trial_id"])
+    for child in children:
+        assert child.info.status in ("FINISHED", "KILLED")
+        assert child.data.tags["izf.outcome"] in ("completed", "stopped_early")
+        assert {"depth", "lr", "mmd_weight", "latent_split", "hidden"} <= set(child.data.params)
+        history = client.get_metric_history(child.info.run_id, "softmax_h")
+        assert [m.step for m in history] == sorted(m.step for m in history) and history[0].step == 100
+        expected = 3 if child.data.tags["izf.outcome"] == "completed" else len(history)
+        assert len(history) == expected
+    parent = client.get_run(recorded["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["data_checksum"] == result.data_checksum
+    assert abs(parent.data.metrics["test_softmax_h"] - result.test["softmax_h"]) < 1e-9
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert {"comparison/trials.csv", "comparison/val_h_over_trials.png"} <= artifacts
+
+
+def test_champion_loads_and_predicts_like_the_in_process_model(searched):
+    tracker, result, recorded = searched
+    assert recorded["champion"] is True
+    mlflow.set_tracking_uri(tracker.uri)
+    served = mlflow.pyfunc.load_model("models:/izf-synthetic@champion")
+    split = load_dataset("synthetic", protocol="test")
+    raw = split.scaler.shift + split.unseen_x[:50] / split.scaler.scale  # undo the scaling: raw features
+    predicted = served.predict(raw.astype(np.float32))
+    assert len(predicted) == 50 and set(predicted.columns) == {"class", "score"}
+    local = load_model(io.BytesIO(result.model_file))
+    assert list(predicted["class"]) == [local.class_names[i] for i in local.predict(raw)]
+
+
+def test_champion_moves_only_to_a_better_version_on_the_same_data(searched):
+    tracker, result, recorded = searched
+    client: MlflowClient = tracker.client
+    name, first = "izf-synthetic", recorded["version"]
+    base = {k: v for k, v in client.get_model_version(name, first).tags.items()}
+    val_h = float(base["val_h"])
+    worse = register(client, name, recorded["model_uri"], {**base, "val_h": val_h - 0.1})
+    assert promote(client, name, worse) is False
+    assert client.get_model_version_by_alias(name, CHAMPION).version == first
+    other_data = register(client, name, recorded["model_uri"], {**base, "val_h": val_h + 0.5, "data_checksum": "x"})
+    assert client.get_model_version_by_alias(name, CHAMPION).version == first  # registering alone moves nothing
+    better = register(client, name, recorded["model_uri"], {**base, "val_h": val_h + 0.05})
+    assert promote(client, name, better) is True
+    assert client.get_model_version_by_alias(name, CHAMPION).version == better
+    assert other_data != better
+
+
+def test_promote_cli(searched, monkeypatch):
+    tracker, _, _ = searched
+    out = subprocess.run([sys.executable, "-m", "tracking.promote", "--dataset", "synthetic", "--mlflow-uri",
+                          tracker.uri], capture_output=True, text=True, check=True).stdout
+    assert "izf-synthetic@champion -> version" in out
+    report = subprocess.run([sys.executable, "-m", "tracking.report", "--experiment", "izf-synthetic",
+                             "--mlflow-uri", tracker.uri], capture_output=True, text=True, check=True).stdout
+    assert "test_softmax_h" in report
+
+
+def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_server_factory, local_ray):
+    uri, stop, restart = mlflow_server_factory()
+    options = SearchOptions(num_samples=3, storage_path=str(tmp_path / "rr"), max_steps=200, eval_every=100,
+                            scheduler="none", name="outage")
+    tracker = Tracker(uri, "izf-outage")
+    hook = start_hook(tracker, options)
+
+    def start_then_fail(start):
+        callbacks = hook(start)
+        stop()  # the server goes away once the parent run exists
+        return callbacks
+
+    result = run(options, on_start=start_then_fail)
+    recorded = record_result(tracker, options, result, promote_champion=True)
+    assert tracker.failures > 0 and recorded.get("version") is None
+    restart()
+    snapshots = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-m", "tracking.sync", str(tmp_path / "rr" / "outage"),
+                              "--mlflow-uri", uri, "--experiment", "izf-outage"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        snapshots.append(_snapshot(MlflowClient(uri, uri), "izf-outage"))
+    assert snapshots[0] == snapshots[1]
+    parents, children, versions, champion = snapshots[0]
+    assert len(parents) == 1 and parents[0][1] == "FINISHED" and "test_softmax_h" in parents[0][2]
+    assert len(children) == 3 and all(status == "FINISHED" for _, status, _ in children)
+    for _, _, steps in children:
+        assert steps == (100, 200)
+    assert len(versions) == 1 and champion == versions[0]
+
+
+def _snapshot(client, experiment):
+    exp = client.get_experiment_by_name(experiment).experiment_id
+    runs = client.search_runs([exp])
+    parents = sorted((r.info.run_id, r.info.status, tuple(sorted(r.data.metrics))) for r in runs
+                     if "mlflow.parentRunId" not in r.data.tags)
+    children = sorted((r.data.tags["izf.trial_id"], r.info.status,
+                       tuple(m.step for m in client.get_metric_history(r.info.run_id, "h")))
+                      for r in runs if "mlflow.parentRunId" in r.data.tags)
+    name = "izf-synthetic"
+    versions = sorted(v.version for v in client.search_model_versions(f"name = '{name}'")
+                      if v.tags.get("parent_run_id") in {p[0] for p in parents})
+    champion = client.get_model_version_by_alias(name, CHAMPION).version if versions else None
+    return parents, children, versions, champion
+
+
+class KillOnce(Callback):
+    """Kills the first trial's worker process by pid at its second report: a real crash, retried by Tune.
+
+    (At the second report, the first report's checkpoint is registered with the driver for sure.)"""
+
+    def __init__(self):
+        self.killed = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed is None and result["step"] == 200:
+            self.killed = trial.trial_id
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
+    killer = KillOnce()
+    options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=300, eval_every=100,
+                            scheduler="none", name="retry", max_failures=2)
+    tracker = Tracker(mlflow_server, "izf-retry")
+    hook = start_hook(tracker, options)
+    result = run(options, on_start=lambda start: [*hook(start), killer])
+    assert killer.killed is not None and result.n_errors == 0
+    client = tracker.client
+    runs = client.search_runs([client.get_experiment_by_name("izf-retry").experiment_id],
+                              filter_string=f"tags.`izf.trial_id` = '{killer.killed}'")
+    assert len(runs) == 1
+    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "h")]
+    assert steps == [100, 200, 300] and runs[0].info.status == "FINISHED"
+    rows = [json.loads(x) for p in (tmp_path / "rr" / "retry").glob(f"*{killer.killed}*/result.json")
+            for x in p.read_text().splitlines()]
+    assert [r["step"] for r in rows].count(100) == 1  # resumed from the step-100 checkpoint, not restarted

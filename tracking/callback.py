@@ -1,0 +1,43 @@
+"""A Tune callback that mirrors every trial into MLflow from the driver."""
+
+from collections.abc import Callable
+
+from ray.tune import Callback
+
+from tracking.tracker import Tracker
+
+__all__ = ["MLflowCallback"]
+
+
+class MLflowCallback(Callback):
+    """Trial start, results and end become a child run of the search's parent run.
+
+    Arguments:
+        tracker: the search's Tracker (its parent run already started).
+        params_of: a trial's sampled config -> every hyperparameter it trains with (logged as params).
+        max_steps: a trial that ends before this step was stopped early by the scheduler.
+    """
+
+    def __init__(self, tracker: Tracker, params_of: Callable[[dict], dict], max_steps: int) -> None:
+        self.tracker, self.params_of, self.max_steps = tracker, params_of, max_steps
+
+    def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        device = "cuda" if trial.placement_group_factory.required_resources.get("GPU", 0) else "cpu"
+        self.tracker.trial_run(trial.trial_id, {**self.params_of(trial.config), **{f"search.{k}": v for k, v in
+                                                                                   trial.config.items()}},
+                               tags={"device": device, "trial_name": str(trial)})
+
+    on_trial_restore = on_trial_start
+
+    def on_trial_result(self, iteration: int, trials: list, trial: "Trial", result: dict,  # noqa: F821
+                        **info: object) -> None:
+        if trial.trial_id not in self.tracker.trial_runs:
+            self.on_trial_start(iteration, trials, trial)
+        self.tracker.log_result(trial.trial_id, result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        step = (trial.last_result or {}).get("step", 0)
+        self.tracker.end_trial(trial.trial_id, "completed" if step >= self.max_steps else "stopped_early")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        self.tracker.end_trial(trial.trial_id, "failed")

@@ -1,0 +1,90 @@
+"""The chosen model as an MLflow pyfunc model, its registration, and the `champion` alias."""
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+import izf
+import tracking
+
+__all__ = ["IZFPyfunc", "log_model", "register", "promote", "model_name", "CHAMPION"]
+
+CHAMPION = "champion"
+ARTIFACT = "izf"
+
+
+def model_name(dataset: str) -> str:
+    return f"izf-{dataset.lower()}"
+
+
+class IZFPyfunc(mlflow.pyfunc.PythonModel):
+    """Raw image features (float32, [n, feature_dim]) in; one predicted class name and its score out."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        from izf.io import load_model
+
+        self.model = load_model(context.artifacts[ARTIFACT])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - MLflow reads type hints
+        x = np.asarray(model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else model_input, np.float32)
+        if x.ndim != 2 or x.shape[1] != self.model.scaler.shift.shape[0]:
+            raise ValueError(f"expected features of shape [n, {self.model.scaler.shift.shape[0]}], got {x.shape}")
+        scores = self.model.scores(x)
+        best = scores.argmax(axis=1)
+        names = np.asarray(self.model.class_names)
+        return pd.DataFrame({"class": names[best], "score": scores[np.arange(len(best)), best].astype(np.float64)})
+
+
+def log_model(client: MlflowClient, run_id: str, model_file: bytes, feature_dim: int) -> str:
+    """Log the saved IZF (izf.io format) as a pyfunc model under `run_id`; return its model URI."""
+    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, feature_dim))]),
+                               outputs=Schema([ColSpec("string", "class"), ColSpec("double", "score")]))
+    code = [str(Path(izf.__file__).parent), str(Path(tracking.__file__).parent)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        path.write_bytes(model_file)
+        mlflow.set_tracking_uri(client.tracking_uri)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(name="model", python_model=IZFPyfunc(), artifacts={ARTIFACT: str(path)},
+                                           signature=signature, code_paths=code,
+                                           input_example=np.zeros((2, feature_dim), np.float32),
+                                           pip_requirements=["torch==2.13.0", "numpy", "pandas", "scipy", "mlflow"])
+    return info.model_uri
+
+
+def register(client: MlflowClient, name: str, model_uri: str, tags: dict) -> str:
+    """Register a new version of `name`; return the version."""
+    mlflow.set_registry_uri(client._registry_uri)
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    return version.version
+
+
+def promote(client: MlflowClient, name: str, version: str) -> bool:
+    """Point `champion` at the best version (by val_h) among those on `version`'s data checksum.
+
+    The alias only ever moves to a version that beats the current champion on the same data. The
+    choice is made from the registry as it is now, not from what this search remembers, so two
+    searches finishing together both leave the alias on the better of their models. Returns whether
+    `version` is the champion afterwards.
+    """
+    checksum = client.get_model_version(name, version).tags.get("data_checksum")
+    for _ in range(5):  # re-read after each move: another search may have registered a better one meanwhile
+        same_data = [v for v in client.search_model_versions(f"name = '{name}'")
+                     if v.tags.get("data_checksum") == checksum and "val_h" in v.tags]
+        best = max(same_data, key=lambda v: (float(v.tags["val_h"]), -int(v.version)))
+        try:
+            current = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            current = None
+        if current is not None and current.tags.get("data_checksum") == checksum \
+                and float(current.tags["val_h"]) >= float(best.tags["val_h"]):
+            return current.version == version
+        client.set_registered_model_alias(name, CHAMPION, best.version)
+    return best.version == version

@@ -1,0 +1,177 @@
+"""One search's MLflow bookkeeping, from the driver only: a parent run and one child run per trial.
+
+Every call is safe: when the tracking server cannot be reached, the search goes on, the failure is
+counted and warned about once, and `python -m tracking.sync` can write what is missing later.
+"""
+
+import logging
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+__all__ = ["Tracker", "default_tracking_uri", "metrics_of", "NOISE_KEYS"]
+
+log = logging.getLogger(__name__)
+PARENT_TAG, TRIAL_TAG, OUTCOME_TAG = "izf.experiment_path", "izf.trial_id", "izf.outcome"
+# Keys Tune adds to every result that are bookkeeping, not measurements.
+NOISE_KEYS = {"timestamp", "pid", "time_this_iter_s", "time_total_s", "time_since_restore", "training_iteration",
+              "iterations_since_restore", "done", "step", "date", "hostname", "node_ip", "trial_id",
+              "checkpoint_dir_name", "should_checkpoint", "experiment_tag"}
+MAX_PARAM_LENGTH = 6000
+RETRY_AFTER_S = 60.0  # after a failure, skip MLflow calls this long instead of waiting on each one
+# MLflow's own HTTP retries back off for minutes; a search should not stall that long on a dead server.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+def default_tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else a sqlite store `mlflow.db` in the current folder (no server needed)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def metrics_of(result: dict) -> dict[str, float]:
+    """The numeric measurements of one Tune result (noise keys and non-finite values dropped)."""
+    out = {}
+    for key, value in result.items():
+        if key in NOISE_KEYS or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    """MLflow runs of one search: `start` the parent, then trial runs, then `finish`."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        self.uri, self.experiment = uri, experiment
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self.experiment_id: str | None = None
+        self.parent_id: str | None = None
+        self.trial_runs: dict[str, str] = {}
+        self.logged_steps: dict[str, set[int]] = {}
+        self.failures = 0
+        self.offline_until = 0.0
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+
+    def _safe(self, what: str, fn: "callable", *args: object, **kwargs: object) -> object:
+        if time.monotonic() < self.offline_until:
+            self.failures += 1
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - tracking must never stop a search
+            self.failures += 1
+            self.offline_until = time.monotonic() + RETRY_AFTER_S
+            if self.failures == 1:
+                log.warning("MLflow at %s failed (%s: %s); the search goes on. Run `python -m tracking.sync "
+                            "<experiment dir>` once it is back.", self.uri, what, e)
+            return None
+
+    def _experiment_id(self) -> str:
+        if self.experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                self.experiment_id = found.experiment_id
+            else:
+                location = None
+                if self.uri.startswith("sqlite:///"):  # a trial's cwd is its trial dir: be explicit
+                    location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+                self.experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+        return self.experiment_id
+
+    def _find_run(self, **tags: str) -> str | None:
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs([self._experiment_id()], filter_string=query, max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    def start(self, experiment_path: str, params: dict, tags: dict | None = None, *, reopen: bool = True) -> str | None:
+        """Create the search's parent run, or find the one of the same Ray experiment (and mark it running
+        again for a resumed search, `reopen`)."""
+        def start() -> str:
+            run_id = self._find_run(**{PARENT_TAG: experiment_path})
+            if run_id is None:
+                run = self.client.create_run(self._experiment_id(), run_name=Path(experiment_path).name,
+                                             tags={PARENT_TAG: experiment_path, **(tags or {})})
+                run_id = run.info.run_id
+                self.client.log_batch(run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
+            elif reopen:
+                self.client.update_run(run_id, status="RUNNING")
+            return run_id
+
+        self.parent_id = self._safe("start", start)
+        return self.parent_id
+
+    def trial_run(self, trial_id: str, params: dict, tags: dict, *, reopen: bool = True) -> str | None:
+        """The child run of a trial; a retried or resumed trial gets its own run back, never a second one."""
+        def open_run() -> str:
+            run_id = self.trial_runs.get(trial_id) or self._find_run(**{TRIAL_TAG: trial_id,
+                                                                        "mlflow.parentRunId": self.parent_id})
+            if run_id is None:
+                run = self.client.create_run(self._experiment_id(), run_name=f"trial_{trial_id}",
+                                             tags={TRIAL_TAG: trial_id, "mlflow.parentRunId": self.parent_id, **tags})
+                run_id = run.info.run_id
+                self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            else:
+                if reopen:
+                    self.client.update_run(run_id, status="RUNNING")
+                history = self.client.get_metric_history(run_id, "step_logged")
+                self.logged_steps[trial_id] = {int(m.value) for m in history}
+            self.trial_runs[trial_id] = run_id
+            return run_id
+
+        if self.parent_id is None:
+            return None
+        return self._safe("trial_run", open_run)
+
+    def log_result(self, trial_id: str, result: dict) -> None:
+        """Log one report as step-indexed metrics; a step this run already has (a retried trial that
+        resumed from an earlier checkpoint reports it again) is not logged twice."""
+        run_id = self.trial_runs.get(trial_id)
+        if run_id is None:
+            return
+        now, step = int(time.time() * 1000), int(result.get("step", result.get("training_iteration", 0)))
+        logged = self.logged_steps.setdefault(trial_id, set())
+        if step in logged:
+            return
+        metrics = [Metric(k, v, now, step) for k, v in metrics_of(result).items()]
+        metrics.append(Metric("step_logged", float(step), now, step))
+        tags = [RunTag(k, str(result[k])) for k in ("node_ip", "hostname") if k in result]
+        def log() -> bool:
+            self.client.log_batch(run_id, metrics=metrics, tags=tags)
+            return True
+
+        if self._safe("log_result", log):
+            logged.add(step)
+
+    def end_trial(self, trial_id: str, outcome: str) -> None:
+        """outcome: "completed", "stopped_early" (by the scheduler) or "failed"."""
+        run_id = self.trial_runs.get(trial_id)
+        if run_id is None:
+            return
+        status = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}[outcome]
+        self._safe("end_trial", self.client.set_tag, run_id, OUTCOME_TAG, outcome)
+        self._safe("end_trial", self.client.set_terminated, run_id, status)
+
+    def finish(self, metrics: dict, *, failed: bool = False) -> None:
+        if self.parent_id is None:
+            return
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if math.isfinite(float(v))]
+        self._safe("finish", self.client.log_batch, self.parent_id, metrics=batch)
+        self._safe("finish", self.client.set_terminated, self.parent_id, "FAILED" if failed else "FINISHED")
+
