@@ -5,6 +5,7 @@ import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -88,16 +89,37 @@ def _init_ray(options: SearchOptions) -> None:
         ray.init(address=options.address)
 
 
+AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()  # written by `ray up` on the head node
+GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p4de", "p5", "p5e")
+
+
+def _autoscaler_can_add(resource: str) -> bool:
+    """Whether the autoscaler of this cluster (after `ray up`) has a worker type that brings `resource`."""
+    if not AUTOSCALER_CONFIG.is_file():
+        return False
+    import yaml
+
+    node_types = (yaml.safe_load(AUTOSCALER_CONFIG.read_text()) or {}).get("available_node_types", {})
+    for node in node_types.values():
+        if node.get("max_workers", 0) <= 0:
+            continue
+        declared = (node.get("resources") or {}).get(resource)
+        family = str(node.get("node_config", {}).get("InstanceType", "")).split(".")[0]
+        if declared or (declared is None and (resource == "CPU" or family in GPU_INSTANCE_FAMILIES)):
+            return True
+    return False
+
+
 def _check_resources(options: SearchOptions) -> None:
     import ray
 
     resources = ray.cluster_resources()
-    if options.gpus_per_trial > 0 and resources.get("GPU", 0) == 0:
+    if options.gpus_per_trial > 0 and resources.get("GPU", 0) == 0 and not _autoscaler_can_add("GPU"):
         raise ConfigError(
-            f"--gpus-per-trial {options.gpus_per_trial} asked for, but the Ray cluster has no GPU "
-            "(trials would wait forever); use --gpus-per-trial 0 or start GPU workers"
+            f"--gpus-per-trial {options.gpus_per_trial} asked for, but the Ray cluster has no GPU and its "
+            "autoscaler cannot add one (trials would wait forever); use --gpus-per-trial 0 or start GPU workers"
         )
-    if options.cpus_per_trial > resources.get("CPU", 0):
+    if options.cpus_per_trial > resources.get("CPU", 0) and not _autoscaler_can_add("CPU"):
         raise ConfigError(
             f"--cpus-per-trial {options.cpus_per_trial} exceeds the cluster's {resources.get('CPU', 0)} CPUs"
         )

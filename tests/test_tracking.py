@@ -250,3 +250,34 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
     rows = [json.loads(x) for p in (tmp_path / "rr" / "retry").glob(f"*{killer.killed}*/result.json")
             for x in p.read_text().splitlines()]
     assert [r["step"] for r in rows].count(100) == 1  # resumed from the step-100 checkpoint, not restarted
+
+
+def test_champion_is_served_over_rest(searched):
+    tracker, result, _ = searched
+    port = _free_port()
+    # The scoring server is started as `uvicorn`, looked up on PATH: the venv's bin must be on it.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracker.uri, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/izf-synthetic@champion",
+                               "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
+                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).status == 200:
+                    break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "mlflow models serve did not start"
+                time.sleep(0.5)
+        split = load_dataset("synthetic", protocol="test")
+        raw = (split.scaler.shift + split.seen_x[:5] / split.scaler.scale).astype(np.float32)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                         data=json.dumps({"inputs": raw.tolist()}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"]
+        local = load_model(io.BytesIO(result.model_file))
+        assert [row["class"] for row in answer] == [local.class_names[i] for i in local.predict(raw)]
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)

@@ -1,0 +1,47 @@
+"""cluster.yaml passes the schema shipped in the installed ray package, and mounts only what exists."""
+
+from pathlib import Path
+
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "cluster.yaml").read_text())
+
+
+def test_cluster_yaml_is_valid_for_the_installed_ray():
+    validate_config(prepare_config(_config()))
+
+
+def test_mounted_local_paths_exist():
+    config = _config()
+    for remote, local in config["file_mounts"].items():
+        if local.startswith("~"):
+            continue  # a file on the user's machine (the auth token), not in the repo
+        assert (ROOT / local).exists(), f"{remote} mounts {local}, which is not in the repo"
+
+
+def test_head_is_on_demand_and_gpu_workers_autoscale_from_zero():
+    nodes = _config()["available_node_types"]
+    assert "InstanceMarketOptions" not in nodes["head"]["node_config"]
+    assert nodes["gpu_worker"]["min_workers"] == 0
+    assert nodes["gpu_worker"]["node_config"]["InstanceMarketOptions"]["MarketType"] == "spot"
+    starts = " ".join(_config()["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in starts and "RAY_AUTH_MODE=token" in starts
+
+
+def test_gpu_check_knows_the_autoscaler_can_add_gpu_workers(tmp_path, monkeypatch):
+    import search.tuner as tuner
+
+    bootstrap = tmp_path / "ray_bootstrap_config.yaml"
+    monkeypatch.setattr(tuner, "AUTOSCALER_CONFIG", bootstrap)
+    assert not tuner._autoscaler_can_add("GPU")  # no autoscaler: a plain local cluster
+    bootstrap.write_text(yaml.safe_dump(prepare_config(_config())))
+    assert tuner._autoscaler_can_add("GPU") and tuner._autoscaler_can_add("CPU")
+    config = _config()
+    config["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"] = "m6i.xlarge"
+    bootstrap.write_text(yaml.safe_dump(config))
+    assert not tuner._autoscaler_can_add("GPU")
