@@ -57,7 +57,7 @@ def train_izf(config: dict, *, split: Split, base: dict) -> None:
             resume = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
         resume["config"]["device"] = device
     pending: list[str] = []
-    memory = dataset_memory(split)
+    memory = {**dataset_memory(split), "node_id": ray.get_runtime_context().get_node_id()}
 
     def save(state: dict) -> None:
         folder = tempfile.mkdtemp(prefix="izf-ckpt-")

@@ -1,5 +1,9 @@
 """Shared fixtures: the real xlsa17 split files in ../shared/data and res101.mat files written to match them."""
 
+import json
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +69,26 @@ def make_real_layout(root: Path, name: str, feature_dim: int = 16, seed: int = 0
     features = np.random.default_rng(seed).random((labels.size, feature_dim), dtype=np.float32)
     write_res101(folder / "res101.mat", features, labels)
     return folder
+
+
+def trial_results(experiment: Path) -> dict[str, list[dict]]:
+    """Each trial's reports, read from Ray's own result.json files: {trial_id: [row, ...]}."""
+    out = {}
+    for path in experiment.glob("*/result.json"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            out[rows[0]["trial_id"]] = rows
+    return out
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    """Poll url until it answers 200; fail if the process exits or the time runs out."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if urllib.request.urlopen(url, timeout=1).status == 200:
+                return
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{url} did not come up (process exit code {process.poll()})") from None
+            time.sleep(0.5)

@@ -1,6 +1,5 @@
 """The search with real Ray (a local instance on this machine) on the built-in synthetic data."""
 
-import json
 import os
 import signal
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import ray
+from conftest import trial_results
 from mlflow import MlflowClient
 
 from izf.data import load_dataset
@@ -21,15 +21,6 @@ from search.trainable import dataset_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(max_steps=300, eval_every=100, max_concurrent=2)
-
-
-def _trial_results(experiment: Path) -> dict[str, list[dict]]:
-    out = {}
-    for result in experiment.glob("*/result.json"):
-        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if rows:
-            out[rows[0]["trial_id"]] = rows
-    return out
 
 
 def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
@@ -45,7 +36,7 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     # The default point reached Optuna as its first trial, and a Tune trial ran exactly that point.
     point = trials[0].params
     assert point["depth"] == 4 and point["use_mmd"] is True and point["mmd_weight"] == 0.01
-    ran = [rows[0]["config"] for rows in _trial_results(tmp_path / "rr" / "study-a").values()]
+    ran = [rows[0]["config"] for rows in trial_results(tmp_path / "rr" / "study-a").values()]
     assert point in ran
     assert 0 <= result.test["softmax_h"] <= 1 and result.best_config["steps"] <= 300
 
@@ -102,7 +93,7 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
-            done = [rows for rows in _trial_results(experiment).values() if rows[-1].get("step") == 300]
+            done = [rows for rows in trial_results(experiment).values() if rows[-1].get("step") == 300]
             if len(done) >= 2:
                 break
             time.sleep(1)
@@ -110,10 +101,10 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-    before = {tid: len(rows) for tid, rows in _trial_results(experiment).items() if rows[-1].get("step") == 300}
+    before = {tid: len(rows) for tid, rows in trial_results(experiment).items() if rows[-1].get("step") == 300}
     resumed = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    after = _trial_results(experiment)
+    after = trial_results(experiment)
     assert len(after) == 6
     for tid, n in before.items():
         assert len(after[tid]) == n, f"completed trial {tid} ran again"
@@ -153,7 +144,7 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(tmp_path, local_ray):
                             storage_path=str(tmp_path / "rr"), max_steps=20, eval_every=20,
                             fit_overrides=dict(hidden=32, synthetic_per_class=5, classifier_epochs=1, batch_size=64))
     result = run(options, space=fixed_space, points=[])
-    rows = list(_trial_results(tmp_path / "rr" / "izf-synthetic-sun").values())
+    rows = list(trial_results(tmp_path / "rr" / "izf-synthetic-sun").values())
     assert len(rows) == 2
     spans = [(r[0]["timestamp"] - r[0]["time_this_iter_s"], r[-1]["timestamp"]) for r in rows]
     assert max(s for s, _ in spans) < min(e for _, e in spans), "the two trials did not run at the same time"

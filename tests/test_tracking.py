@@ -7,13 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+from conftest import wait_for_http
 from mlflow import MlflowClient
 from ray.tune import Callback
 
@@ -47,16 +47,11 @@ class MlflowServer:
              "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
              "--artifacts-destination", str(self.root / "art")],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{self.uri}/health", timeout=1).status == 200:
-                    return
-            except OSError:
-                if time.time() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("mlflow server did not start") from None
-                time.sleep(0.5)
+        try:
+            wait_for_http(f"{self.uri}/health", self.process, timeout=60)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is None:
@@ -261,14 +256,7 @@ def test_champion_is_served_over_rest(searched):
                                "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).status == 200:
-                    break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, "mlflow models serve did not start"
-                time.sleep(0.5)
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout=90)
         split = load_dataset("synthetic", protocol="test")
         raw = (split.scaler.shift + split.seen_x[:5] / split.scaler.scale).astype(np.float32)
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
