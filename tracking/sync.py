@@ -40,7 +40,8 @@ def sync(folder: Path | str, tracker: Tracker, *, promote_champion: bool = True)
                      reopen=False) is None:
         raise SystemExit(f"error: MLflow at {tracker.uri} is still unreachable; nothing was written")
     added = {"trials": 0, "metric_steps": 0}
-    for trial_dir, rows in _trials(folder):
+    trials = _trials(folder)
+    for trial_dir, rows in trials:
         trial_id, config = rows[0]["trial_id"], rows[0]["config"]
         params = {**record["base"], **to_fit_options(config, feature_dim=record["feature_dim"],
                                                      attribute_dim=record["attribute_dim"])}
@@ -59,12 +60,12 @@ def sync(folder: Path | str, tracker: Tracker, *, promote_champion: bool = True)
         if tracker.client.get_run(run_id).info.status == "RUNNING":
             tracker.end_trial(trial_id, outcome)
     if "test" in record and (folder / MODEL_FILE).is_file():
-        trials = pd.DataFrame([{"trial_id": rows[-1]["trial_id"], **rows[-1],
+        table = pd.DataFrame([{"trial_id": rows[-1]["trial_id"], **rows[-1],
                                 **{f"config/{k}": v for k, v in rows[-1]["config"].items()}}
-                               for _, rows in _trials(folder)]).drop(columns=["config"], errors="ignore")
+                               for _, rows in trials]).drop(columns=["config"], errors="ignore")
         record_final(tracker, record["dataset"], best_val=record["best_val"], test=record["test"],
                      test_spread=record["test_spread"] if record.get("final_seeds", 1) > 1 else {},
-                     trials=trials, model_file=(folder / MODEL_FILE).read_bytes(),
+                     trials=table, model_file=(folder / MODEL_FILE).read_bytes(),
                      feature_dim=record["feature_dim"], data_checksum=record["data_checksum"],
                      promote_champion=promote_champion)
     return added
