@@ -1,11 +1,14 @@
-"""The invertible flow: fixed permutations and GLOW affine couplings that update both halves."""
+"""The invertible flow: a mixing layer (fixed permutation, or a learned LU-parametrised linear map) and a
+GLOW affine coupling that updates both halves, per block."""
 
 import math
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Coupling", "Flow", "Permutation", "soft_clamp"]
+__all__ = ["Coupling", "Flow", "LULinear", "Permutation", "soft_clamp", "MIXINGS"]
+
+MIXINGS = ("permute", "lu")
 
 
 def soft_clamp(s: Tensor, clamp: float) -> Tensor:
@@ -29,11 +32,47 @@ class Permutation(nn.Module):
         self.register_buffer("perm", perm)
         self.register_buffer("inverse_perm", torch.argsort(perm))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x[..., self.perm]
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x[..., self.perm], x.new_zeros(())
 
     def inverse(self, y: Tensor) -> Tensor:
         return y[..., self.inverse_perm]
+
+
+class LULinear(nn.Module):
+    """A learned invertible linear map y = P L U x + b (Glow's LU form), starting as a fixed permutation P.
+
+    L is unit lower triangular, U upper triangular with a positive diagonal exp(log_scale), so
+    log|det| = sum(log_scale) and the inverse is two triangular solves. It lets the flow represent any
+    affine map of the features exactly; the permutation-only flow must build one out of couplings.
+    W is never formed: the forward pass is two (N, D) x (D, D) products.
+    """
+
+    def __init__(self, features: int, seed: int) -> None:
+        super().__init__()
+        self.permutation = Permutation(features, seed)
+        self.lower = nn.Parameter(torch.zeros(features, features))
+        self.upper = nn.Parameter(torch.zeros(features, features))
+        self.log_scale = nn.Parameter(torch.zeros(features))
+        self.bias = nn.Parameter(torch.zeros(features))
+        self.register_buffer("strictly_lower", torch.ones(features, features).tril(-1))
+
+    def _factors(self) -> tuple[Tensor, Tensor]:
+        eye = torch.eye(self.lower.shape[0], device=self.lower.device, dtype=self.lower.dtype)
+        lower = self.lower * self.strictly_lower + eye
+        upper = self.upper * self.strictly_lower.T + torch.diag(self.log_scale.exp())
+        return lower, upper
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        lower, upper = self._factors()
+        y, _ = self.permutation(x @ upper.T @ lower.T)
+        return y + self.bias, self.log_scale.sum()
+
+    def inverse(self, y: Tensor) -> Tensor:
+        lower, upper = self._factors()
+        u = self.permutation.inverse(y - self.bias)
+        w = torch.linalg.solve_triangular(lower.T, u, upper=True, left=False, unitriangular=True)
+        return torch.linalg.solve_triangular(upper.T, w, upper=False, left=False)
 
 
 class Coupling(nn.Module):
@@ -75,7 +114,7 @@ class Coupling(nn.Module):
 
 
 class Flow(nn.Module):
-    """f: R^D -> R^D, `depth` blocks of [fixed permutation -> GLOW coupling].
+    """f: R^D -> R^D, `depth` blocks of [mixing -> GLOW coupling].
 
     Arguments:
         features: D.
@@ -83,6 +122,8 @@ class Flow(nn.Module):
         hidden: subnet width.
         clamp: log-scale bound of each coupling.
         seed: seeds the permutations (block k uses seed + k).
+        mixing: "permute" (a fixed random permutation per block, as in the IZF author's code) or "lu"
+            (a learned LULinear per block, starting at that permutation).
 
     References:
         Invertible Zero-Shot Recognition Flows (Shen et al., ECCV 2020), arXiv:2007.04873
@@ -95,25 +136,28 @@ class Flow(nn.Module):
         (True, torch.Size([3]))
     """
 
-    def __init__(self, features: int, depth: int = 5, hidden: int = 1024, clamp: float = 2.0, seed: int = 0) -> None:
+    def __init__(self, features: int, depth: int = 5, hidden: int = 1024, clamp: float = 2.0, seed: int = 0,
+                 mixing: str = "permute") -> None:
         super().__init__()
-        if features < 2 or depth < 1 or hidden < 1 or clamp <= 0:
-            raise ValueError(f"need features >= 2, depth >= 1, hidden >= 1, clamp > 0; got "
-                             f"{features=}, {depth=}, {hidden=}, {clamp=}")
+        if features < 2 or depth < 1 or hidden < 1 or clamp <= 0 or mixing not in MIXINGS:
+            raise ValueError(f"need features >= 2, depth >= 1, hidden >= 1, clamp > 0, mixing in {MIXINGS}; got "
+                             f"{features=}, {depth=}, {hidden=}, {clamp=}, {mixing=}")
         self.features = features
-        self.permutations = nn.ModuleList(Permutation(features, seed + k) for k in range(depth))
+        mixer = Permutation if mixing == "permute" else LULinear
+        self.mixings = nn.ModuleList(mixer(features, seed + k) for k in range(depth))
         self.couplings = nn.ModuleList(Coupling(features, hidden, clamp) for _ in range(depth))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return z = f(x), shape (N, D), and log|det J_f(x)|, shape (N,)."""
         ladj = x.new_zeros(x.shape[:-1])
-        for permutation, coupling in zip(self.permutations, self.couplings, strict=True):
-            x, block_ladj = coupling(permutation(x))
-            ladj = ladj + block_ladj
+        for mixing, coupling in zip(self.mixings, self.couplings, strict=True):
+            x, mixing_ladj = mixing(x)
+            x, coupling_ladj = coupling(x)
+            ladj = ladj + mixing_ladj + coupling_ladj
         return x, ladj
 
     def inverse(self, z: Tensor) -> Tensor:
         """Return x = f^{-1}(z)."""
-        for permutation, coupling in zip(reversed(self.permutations), reversed(self.couplings), strict=True):
-            z = permutation.inverse(coupling.inverse(z))
+        for mixing, coupling in zip(reversed(self.mixings), reversed(self.couplings), strict=True):
+            z = mixing.inverse(coupling.inverse(z))
         return z

@@ -12,7 +12,7 @@ from izf.data.split import Split
 from izf.device import choose_device
 from izf.errors import ConfigError, DivergenceError
 from izf.evaluate import DeviceSplit, evaluate
-from izf.flow import Flow
+from izf.flow import MIXINGS, Flow
 from izf.losses import MMD_WIDTHS, centralizing, flow_nll, mmd
 from izf.model import IZF
 from izf.semantics import semantic_projection
@@ -28,6 +28,7 @@ class FitConfig:
     """Every hyperparameter of one IZF training run. Defaults follow the IZF author's code where known.
 
     latent_split is d_s, the number of latent coordinates tied to the class (None: the attribute dim).
+    mixing is the flow's per-block mixing layer: "permute" (the author's code) or "lu" (learned; see Flow).
     eval_every = 0 evaluates only once, after the last step. select_by names the classifier whose
     H is the trial's objective ("softmax" or "nbc").
     """
@@ -36,6 +37,7 @@ class FitConfig:
     depth: int = 5
     hidden: int = 1024
     clamp: float = 2.0
+    mixing: str = "permute"
     latent_split: int | None = None
     # losses
     semantic_weight: float = 10.0
@@ -75,6 +77,8 @@ class FitConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2 (the MMD needs pairs), got {self.batch_size}")
+        if self.mixing not in MIXINGS:
+            raise ConfigError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
         if self.select_by not in CLASSIFIERS:
             raise ConfigError(f"select_by must be one of {CLASSIFIERS}, got {self.select_by!r}")
         if not self.mmd_widths or min(self.mmd_widths) <= 0:
@@ -110,7 +114,8 @@ def build_model(config: FitConfig, attributes: torch.Tensor, feature_dim: int) -
     torch.manual_seed(config.seed)
     projection = torch.as_tensor(semantic_projection(attributes.cpu().numpy(), d_s, seed=config.seed))
     codes = attributes.cpu() @ projection.T
-    flow = Flow(feature_dim, depth=config.depth, hidden=config.hidden, clamp=config.clamp, seed=config.seed)
+    flow = Flow(feature_dim, depth=config.depth, hidden=config.hidden, clamp=config.clamp, seed=config.seed,
+                mixing=config.mixing)
     return IZF(flow, codes)
 
 

@@ -41,6 +41,12 @@ def test_toy_softmax_gzsl(toy_runs):
         assert 0.0 <= result.metrics["nbc_h"] <= 1.0
 
 
+def test_toy_generated_unseen_samples_are_centred_at_the_unseen_blob(toy_runs):
+    for weight in (0.0, preset("toy")["mmd_weight"]):
+        centre = _generated_unseen(toy_runs[weight]).mean(dim=0)
+        assert torch.linalg.norm(centre - torch.tensor([1.0, 1.0])) < 0.25, (weight, centre)
+
+
 def test_toy_negative_mmd_pushes_generated_unseen_away_from_seen_blobs(toy_runs):
     def distance_to_seen(result):
         return torch.cdist(_generated_unseen(result), SEEN_BLOBS).min(dim=1).values.mean()
