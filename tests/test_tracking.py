@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -125,7 +126,8 @@ def test_one_parent_and_a_child_run_per_trial(searched):
     assert parent.data.params["data_checksum"] == result.data_checksum
     assert abs(parent.data.metrics["test_softmax_h"] - result.test["softmax_h"]) < 1e-9
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
-    assert {"comparison/trials.csv", "comparison/val_h_over_trials.png"} <= artifacts
+    assert {"comparison/trials.csv", "comparison/val_h_over_trials.png", "comparison/importances.png",
+            "comparison/parallel_coordinates.png"} <= artifacts
 
 
 def test_champion_loads_and_predicts_like_the_in_process_model(searched):
@@ -269,3 +271,59 @@ def test_champion_is_served_over_rest(searched):
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--window-size=1600,1000")
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("the MLflow UI test needs Debian's chromium and chromium-driver: run scripts/install-browser.sh "
+                    "(the README's test command does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    chrome = webdriver.Chrome(options=options, service=Service(driver))
+    chrome.implicitly_wait(30)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def test_mlflow_ui_shows_the_search_and_compares_two_trials(searched, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    tracker, _, recorded = searched
+    client = tracker.client
+    experiment = client.get_experiment_by_name("izf-synthetic").experiment_id
+    parent_id = recorded["parent_run_id"]
+    children = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    names = {c.info.run_id: c.info.run_name for c in children}
+
+    browser.get(f"{tracker.uri}/#/experiments/{experiment}/runs")
+    parent = browser.find_element(By.CSS_SELECTOR, f"[role=row][row-id='{parent_id}']")
+    assert client.get_run(parent_id).info.run_name in parent.text
+    parent.find_element(By.CSS_SELECTOR, "[data-component-id*='runnamecellrenderer']").click()  # expand
+    rows = {run_id: browser.find_element(By.CSS_SELECTOR, f"[role=row][row-id='{run_id}']") for run_id in names}
+    for run_id, row in rows.items():
+        assert names[run_id] in row.text
+    browser.save_screenshot(str(tmp_path / "mlflow_ui_runs.png"))
+
+    picked = sorted(names)[:2]
+    for run_id in picked:
+        rows[run_id].find_element(By.CSS_SELECTOR, ".ag-selection-checkbox .ag-checkbox-input-wrapper").click()
+    browser.find_element(By.XPATH, "//button[normalize-space()='Compare']").click()
+    browser.find_element(By.XPATH, "//*[contains(text(), 'Comparing 2 Runs')]")
+    assert "compare-runs" in browser.current_url and all(run_id in browser.current_url for run_id in picked)
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert all(names[run_id] in page for run_id in picked) and "mmd_weight" in page
+    browser.save_screenshot(str(tmp_path / "mlflow_ui_compare.png"))
+    assert (tmp_path / "mlflow_ui_compare.png").stat().st_size > 10_000

@@ -1,14 +1,17 @@
 """Comparison plots of a search's trials (PNG files for the parent run)."""
 
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["plot_trials"]
 
 
 def plot_trials(trials: pd.DataFrame, folder: Path) -> list[Path]:
-    """Validation H per trial with the best so far, and best H against each numeric hyperparameter."""
+    """Validation H per trial with the best so far, best H against each numeric hyperparameter, and
+    Optuna's hyperparameter importances and parallel coordinates (from 3 trials on)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,4 +41,51 @@ def plot_trials(trials: pd.DataFrame, folder: Path) -> list[Path]:
         paths.append(folder / "slice.png")
         figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
         plt.close(figure)
+    study = trials_as_study(done)
+    if len(study.trials) >= 3 and study.trials[0].params:
+        from optuna.visualization import matplotlib as optuna_plots
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            for name, plot in (("importances.png", optuna_plots.plot_param_importances),
+                               ("parallel_coordinates.png", optuna_plots.plot_parallel_coordinate)):
+                ax = plot(study, target_name="validation H")
+                paths.append(folder / name)
+                ax.figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
+                plt.close(ax.figure)
     return paths
+
+
+def trials_as_study(trials: pd.DataFrame) -> "optuna.Study":  # noqa: F821
+    """An in-memory Optuna study of the trials' varying hyperparameters (config/* columns) and best H.
+
+    Built from Ray's results, so it works for any search space, sampler or resumed search. Only the
+    hyperparameters set in every trial and taking more than one value count (fANOVA needs both).
+    """
+    import optuna
+
+    columns = [c for c in trials.columns if c.startswith("config/") and trials[c].notna().all()
+               and trials[c].astype(str).nunique() > 1]
+    distributions = {c.removeprefix("config/"): _distribution(trials[c]) for c in columns}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    for _, row in trials.iterrows():
+        params = {c.removeprefix("config/"): _plain(row[c]) for c in columns}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=row["best_h"]))
+    return study
+
+
+def _distribution(values: pd.Series) -> "optuna.distributions.BaseDistribution":  # noqa: F821
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return CategoricalDistribution(sorted({_plain(v) for v in values}, key=str))
+    low, high = values.min(), values.max()
+    log = bool(low > 0 and high / low >= 10)
+    if pd.api.types.is_integer_dtype(values):
+        return IntDistribution(int(low), int(high), log=log)
+    return FloatDistribution(float(low), float(high), log=log)
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
