@@ -93,6 +93,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--subnet-precision", default="float32", choices=["float32", "bfloat16"],
+                   help="ours only; FrEIA runs float32 as the author's code did")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from importlib.metadata import version
@@ -100,14 +102,16 @@ def main() -> None:
     freia_version = version("FrEIA")
     split = load_dataset("synthetic-sun")
     data = DeviceSplit(split, torch.device("cpu"))
-    config = FitConfig(depth=args.depth, hidden=args.hidden, batch_size=args.batch, clamp=args.clamp, device="cpu")
+    config = FitConfig(depth=args.depth, hidden=args.hidden, batch_size=args.batch, clamp=args.clamp, device="cpu",
+                       subnet_precision=args.subnet_precision)
     ours = build_model(config, data.attributes, split.feature_dim)
     freia = IZF(FrEIAFlow(split.feature_dim, args.depth, args.hidden, args.clamp), ours.class_codes.clone())
     ceiling = gemm_ceiling(args.batch, split.feature_dim, args.hidden)
     ours_rate, flops = time_steps(ours, data, config, args.steps, args.warmup)
     freia_rate, freia_flops = time_steps(freia, data, config, args.steps, args.warmup)
     print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"shapes: D={split.feature_dim} A={split.attribute_dim} K={args.depth} w={args.hidden} B={args.batch}")
+    print(f"shapes: D={split.feature_dim} A={split.attribute_dim} K={args.depth} w={args.hidden} B={args.batch}"
+          f"  ours: subnets in {args.subnet_precision}")
     print(f"GEMM ceiling           {ceiling / 1e9:8.1f} GFLOP/s")
     print(f"ours   {ours_rate:6.2f} steps/s  {flops / 1e9:6.1f} GFLOP/step  {ours_rate * flops / 1e9:8.1f} GFLOP/s")
     print(f"FrEIA  {freia_rate:6.2f} steps/s  {freia_flops / 1e9:6.1f} GFLOP/step  "

@@ -6,9 +6,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Coupling", "Flow", "LULinear", "Permutation", "soft_clamp", "MIXINGS"]
+__all__ = ["Coupling", "Flow", "LULinear", "Permutation", "soft_clamp", "MIXINGS", "SUBNET_PRECISIONS"]
 
 MIXINGS = ("permute", "lu")
+SUBNET_PRECISIONS = ("float32", "bfloat16")
 
 
 def soft_clamp(s: Tensor, clamp: float) -> Tensor:
@@ -82,17 +83,29 @@ class Coupling(nn.Module):
         features: input size D (split D//2 and the rest).
         hidden: width of the one hidden layer of each subnet.
         clamp: bound of the soft-clamped log-scales.
+        subnet_precision: "float32", or "bfloat16": the subnets' matmuls run in bfloat16 (autocast) and
+            their output returns to float32, so the affine update and log|det| stay in float32. The
+            inverse then matches the forward pass to ~1e-3 rather than ~1e-6 (bfloat16 rounds the
+            subnet inputs), which generation does not notice; about 2x the GEMM speed on CPUs with
+            AVX-512 BF16 and on GPUs with bfloat16 tensor cores.
     """
 
-    def __init__(self, features: int, hidden: int, clamp: float) -> None:
+    def __init__(self, features: int, hidden: int, clamp: float, subnet_precision: str = "float32") -> None:
         super().__init__()
         self.d1, d2 = features // 2, features - features // 2
         self.clamp = clamp
+        self.low_precision = subnet_precision == "bfloat16"
         self.net1 = _subnet(d2, 2 * self.d1, hidden)
         self.net2 = _subnet(self.d1, 2 * d2, hidden)
 
     def _affine(self, net: nn.Module, h: Tensor) -> tuple[Tensor, Tensor]:
-        s, t = net(h).chunk(2, dim=-1)
+        if self.low_precision:
+            with torch.autocast(h.device.type, dtype=torch.bfloat16):
+                out = net(h)
+            out = out.float()
+        else:
+            out = net(h)
+        s, t = out.chunk(2, dim=-1)
         return soft_clamp(s, self.clamp), t
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -124,6 +137,7 @@ class Flow(nn.Module):
         seed: seeds the permutations (block k uses seed + k).
         mixing: "permute" (a fixed random permutation per block, as in the IZF author's code) or "lu"
             (a learned LULinear per block, starting at that permutation).
+        subnet_precision: "float32" or "bfloat16" (see Coupling).
 
     References:
         Invertible Zero-Shot Recognition Flows (Shen et al., ECCV 2020), arXiv:2007.04873
@@ -137,15 +151,17 @@ class Flow(nn.Module):
     """
 
     def __init__(self, features: int, depth: int = 5, hidden: int = 1024, clamp: float = 2.0, seed: int = 0,
-                 mixing: str = "permute") -> None:
+                 mixing: str = "permute", subnet_precision: str = "float32") -> None:
         super().__init__()
-        if features < 2 or depth < 1 or hidden < 1 or clamp <= 0 or mixing not in MIXINGS:
-            raise ValueError(f"need features >= 2, depth >= 1, hidden >= 1, clamp > 0, mixing in {MIXINGS}; got "
-                             f"{features=}, {depth=}, {hidden=}, {clamp=}, {mixing=}")
+        if (features < 2 or depth < 1 or hidden < 1 or clamp <= 0 or mixing not in MIXINGS
+                or subnet_precision not in SUBNET_PRECISIONS):
+            raise ValueError(f"need features >= 2, depth >= 1, hidden >= 1, clamp > 0, mixing in {MIXINGS}, "
+                             f"subnet_precision in {SUBNET_PRECISIONS}; got {features=}, {depth=}, {hidden=}, "
+                             f"{clamp=}, {mixing=}, {subnet_precision=}")
         self.features = features
         mixer = Permutation if mixing == "permute" else LULinear
         self.mixings = nn.ModuleList(mixer(features, seed + k) for k in range(depth))
-        self.couplings = nn.ModuleList(Coupling(features, hidden, clamp) for _ in range(depth))
+        self.couplings = nn.ModuleList(Coupling(features, hidden, clamp, subnet_precision) for _ in range(depth))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return z = f(x), shape (N, D), and log|det J_f(x)|, shape (N,)."""

@@ -12,7 +12,7 @@ from izf.data.split import Split
 from izf.device import choose_device
 from izf.errors import ConfigError, DivergenceError
 from izf.evaluate import DeviceSplit, evaluate
-from izf.flow import MIXINGS, Flow
+from izf.flow import MIXINGS, SUBNET_PRECISIONS, Flow
 from izf.losses import MMD_WIDTHS, centralizing, flow_nll, mmd
 from izf.model import IZF
 from izf.semantics import semantic_projection
@@ -29,6 +29,7 @@ class FitConfig:
 
     latent_split is d_s, the number of latent coordinates tied to the class (None: the attribute dim).
     mixing is the flow's per-block mixing layer: "permute" (the author's code) or "lu" (learned; see Flow).
+    subnet_precision "bfloat16" runs the coupling subnets' matmuls in bfloat16 (see izf.flow.Coupling).
     eval_every = 0 evaluates only once, after the last step. select_by names the classifier whose
     H is the trial's objective ("softmax" or "nbc").
     """
@@ -38,6 +39,7 @@ class FitConfig:
     hidden: int = 1024
     clamp: float = 2.0
     mixing: str = "permute"
+    subnet_precision: str = "float32"
     latent_split: int | None = None
     # losses
     semantic_weight: float = 10.0
@@ -79,6 +81,8 @@ class FitConfig:
             raise ConfigError(f"batch_size must be >= 2 (the MMD needs pairs), got {self.batch_size}")
         if self.mixing not in MIXINGS:
             raise ConfigError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
+        if self.subnet_precision not in SUBNET_PRECISIONS:
+            raise ConfigError(f"subnet_precision must be one of {SUBNET_PRECISIONS}, got {self.subnet_precision!r}")
         if self.select_by not in CLASSIFIERS:
             raise ConfigError(f"select_by must be one of {CLASSIFIERS}, got {self.select_by!r}")
         if not self.mmd_widths or min(self.mmd_widths) <= 0:
@@ -115,7 +119,7 @@ def build_model(config: FitConfig, attributes: torch.Tensor, feature_dim: int) -
     projection = torch.as_tensor(semantic_projection(attributes.cpu().numpy(), d_s, seed=config.seed))
     codes = attributes.cpu() @ projection.T
     flow = Flow(feature_dim, depth=config.depth, hidden=config.hidden, clamp=config.clamp, seed=config.seed,
-                mixing=config.mixing)
+                mixing=config.mixing, subnet_precision=config.subnet_precision)
     return IZF(flow, codes)
 
 

@@ -5,6 +5,7 @@
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ if __package__ in (None, ""):  # run as `python search/run.py`: make the project
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from izf.data import DATASET_NAMES  # noqa: E402
-from izf.errors import IZFError  # noqa: E402
+from izf.errors import ConfigError, IZFError  # noqa: E402
 from search.options import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchOptions  # noqa: E402
 
 
@@ -56,9 +57,41 @@ def parse(argv: list[str] | None) -> tuple[SearchOptions, dict]:
     p.add_argument("--no-promote", action="store_true",
                    help="register the chosen model but leave the 'champion' alias where it is")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow at all")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="fit_overrides",
+                   help="a fixed FitConfig value for every trial, e.g. --set subnet_precision=bfloat16 "
+                        "--set mixing=lu (repeatable; VALUE is read as JSON, else as a string)")
     args = vars(p.parse_args(argv))
+    args["fit_overrides"] = dict(_key_value(item) for item in args["fit_overrides"])
+    if args["fit_overrides"]:
+        _check_overrides(args["fit_overrides"])
     tracking = {k: args.pop(k) for k in ("mlflow_uri", "experiment", "no_promote", "no_tracking")}
     return SearchOptions(**args), tracking
+
+
+def _check_overrides(overrides: dict) -> None:
+    """Unknown keys, bad values and keys the search space samples (which would win) fail here, before any work."""
+    import dataclasses
+
+    from izf.training import FitConfig
+    from search.space import default_point, to_fit_options
+
+    FitConfig.from_dict(overrides)
+    base = dataclasses.asdict(FitConfig())
+    searched = sorted(set(overrides) & set(to_fit_options(default_point(base, 2048), feature_dim=2048,
+                                                          attribute_dim=102)))
+    if searched:
+        raise ConfigError(f"--set {', '.join(searched)}: the search space samples it, so a fixed value would be "
+                          "overridden; remove it from search/space.py to fix it")
+
+
+def _key_value(item: str) -> tuple[str, object]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set wants KEY=VALUE (a FitConfig field), got {item!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def main(argv: list[str] | None = None) -> int:

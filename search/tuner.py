@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class SearchResult:
     model_file: bytes = b""  # the first final seed's model, in izf.io format
     feature_dim: int = 0
     pareto: pd.DataFrame | None = None  # multi-objective searches: the non-dominated trials
+    search_seconds: float = 0.0  # wall time of the trials phase (Tuner.fit), without the final retrain
 
 
 def _sampler(name: str, seed: int) -> "optuna.samplers.BaseSampler":  # noqa: F821
@@ -248,7 +250,7 @@ def _record(options: SearchOptions, start: SearchStart, result: SearchResult | N
     record = start.describe()
     if result is not None:
         record.update(best_config=result.best_config, best_val=result.best_val, test=result.test,
-                      test_spread=result.test_spread)
+                      test_spread=result.test_spread, search_seconds=result.search_seconds)
         _write_beside_results(options, MODEL_FILE, result.model_file)
     _write_beside_results(options, SEARCH_FILE, json.dumps(record, default=str, indent=1).encode())
 
@@ -290,7 +292,9 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
         tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads}),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
+    started = time.perf_counter()
     grid = _tuner(options, trainable, base, space, points, callbacks).fit()
+    search_seconds = time.perf_counter() - started
     trials = grid.get_dataframe()
     best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all")
     history = best.metrics_dataframe
@@ -318,6 +322,7 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
         model_file=runs[0][1],
         feature_dim=test_split.feature_dim,
         pareto=_pareto(trials) if options.objective == "multi" else None,
+        search_seconds=search_seconds,
     )
     _record(options, start, result)
     return result

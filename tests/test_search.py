@@ -78,6 +78,22 @@ def test_multi_objective_with_asha_is_refused():
         SearchOptions(objective="multi", scheduler="asha")
 
 
+def test_cli_set_fixes_fitconfig_values_for_every_trial():
+    from search.run import parse
+    from search.tuner import _base_config
+
+    options, _ = parse(["--set", "subnet_precision=bfloat16", "--set", "mixing=lu", "--set", "weight_decay=0.001"])
+    assert options.fit_overrides == {"subnet_precision": "bfloat16", "mixing": "lu", "weight_decay": 0.001}
+    base = _base_config(options, eval_every_default=500)
+    assert (base["subnet_precision"], base["mixing"], base["weight_decay"]) == ("bfloat16", "lu", 0.001)
+    for bad, message in ((["--set", "nosuch=1"], "unknown FitConfig option"),
+                         (["--set", "subnet_precision=bf16"], "subnet_precision must be one of"),
+                         (["--set", "lr=0.1"], "the search space samples it"),
+                         (["--set", "novalue"], "KEY=VALUE")):
+        with pytest.raises(ConfigError, match=message):
+            parse(bad)
+
+
 def test_resume_without_experiment(tmp_path, local_ray):
     with pytest.raises(ConfigError, match="no experiment to resume"):
         run(SearchOptions(resume=True, storage_path=str(tmp_path), num_samples=2))

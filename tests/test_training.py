@@ -134,3 +134,14 @@ def test_toy_plot_cli_writes_a_png(tmp_path):
     subprocess.run([sys.executable, "-m", "izf.train", "--dataset", "toy", "--protocol", "test", "--steps", "60",
                     "--plot", str(out)], capture_output=True, text=True, check=True)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bfloat16_subnets_train_and_round_trip_through_save_and_load(tmp_path, toy_split):
+    config = FitConfig(depth=2, hidden=8, steps=30, eval_every=0, synthetic_per_class=30, subnet_precision="bfloat16")
+    result = fit(toy_split, config)
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    save_model(tmp_path / "m.pt", result, toy_split)
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.config.subnet_precision == "bfloat16" and loaded.model.flow.couplings[0].low_precision
+    with pytest.raises(ConfigError, match="subnet_precision"):
+        FitConfig(subnet_precision="float16")
