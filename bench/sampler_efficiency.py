@@ -2,11 +2,16 @@
 
 For each seed, `search/run.py --dataset synthetic` runs N trials twice: Optuna's TPE sampler with ASHA
 early stopping (the platform's default) and Optuna's random sampler with every trial run to the end.
+Neither starts from the dataset's base config (`--no-base-first`): with it, both searches' first trial
+is the same point, and on `synthetic` that point is often the best of a random search. Both use the
+same data split and trial seeds (--seed); the random search draws from another sampler stream
+(--sampler-seed), or it would repeat TPE's random start-up trials.
 Compute is counted in trial-steps (the steps every trial trained, stopped early or not). The
 question is how much compute TPE + ASHA spends before its best-so-far validation H first reaches the
 best H of the whole random search (reports replayed in the order they happened).
 
-    python bench/sampler_efficiency.py                  # 3 seeds x 2 searches of 12 trials, ~15 min on 2 cores
+    python bench/sampler_efficiency.py --steps 400 --eval-every 50   # 3 seeds x 2 searches of 12 trials,
+                                                                     # ~15 min on 2 cores
 
 The last line is one JSON object.
 """
@@ -23,14 +28,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# TPE's random start-up trials draw the same points as a RandomSampler of the same seed; the random search
+# gets its own stream (same data split, same trial seeds) so that it is not the TPE run's first trials.
+RANDOM_STREAM = 1000
 
 
-def search(folder: Path, name: str, sampler: str, scheduler: str, trials: int, seed: int, steps: int,
-           eval_every: int) -> list[dict]:
+def search(folder: Path, name: str, sampler: str, scheduler: str, trials: int, seed: int, sampler_seed: int,
+           steps: int, eval_every: int) -> list[dict]:
     """Run search/run.py without tracking; return every report of every trial, in the order they happened."""
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--dataset", "synthetic", "--num-samples", str(trials),
-               "--sampler", sampler, "--scheduler", scheduler, "--seed", str(seed), "--max-steps", str(steps),
-               "--eval-every", str(eval_every), "--storage-path", str(folder), "--name", name, "--no-tracking"]
+               "--sampler", sampler, "--scheduler", scheduler, "--seed", str(seed), "--sampler-seed", str(sampler_seed),
+               "--max-steps", str(steps),
+               "--eval-every", str(eval_every), "--storage-path", str(folder), "--name", name, "--no-tracking",
+               "--no-base-first"]
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.exit(f"search/run.py failed ({out.returncode}):\n{out.stderr[-4000:]}")
@@ -64,9 +74,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="izf-bench-") as tmp:
         for seed in args.seeds:
-            random_curve = replay(search(Path(tmp), f"random{seed}", "random", "none", args.trials, seed, args.steps,
-                                         args.eval_every), args.eval_every)
-            tpe_curve = replay(search(Path(tmp), f"tpe{seed}", "tpe", "asha", args.trials, seed, args.steps,
+            random_curve = replay(search(Path(tmp), f"random{seed}", "random", "none", args.trials, seed,
+                                         seed + RANDOM_STREAM, args.steps, args.eval_every), args.eval_every)
+            tpe_curve = replay(search(Path(tmp), f"tpe{seed}", "tpe", "asha", args.trials, seed, seed, args.steps,
                                       args.eval_every), args.eval_every)
             target, random_compute = random_curve[-1][1], random_curve[-1][0]
             reached = next((used for used, best in tpe_curve if best >= target), None)

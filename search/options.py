@@ -38,6 +38,8 @@ class SearchOptions:
     max_failures: int = 2
     final_seeds: int = 1
     fit_overrides: dict = field(default_factory=dict)  # fixed FitConfig values for every trial
+    start_from_base: bool = True  # evaluate the dataset's base config first (False: the sampler alone)
+    sampler_seed: int | None = None  # None: seed; another value draws other points on the same split
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:

@@ -57,6 +57,10 @@ def parse(argv: list[str] | None) -> tuple[SearchOptions, dict]:
     p.add_argument("--no-promote", action="store_true",
                    help="register the chosen model but leave the 'champion' alias where it is")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow at all")
+    p.add_argument("--sampler-seed", type=int,
+                   help="seed of the Optuna sampler alone (default: --seed); the split and trials keep --seed")
+    p.add_argument("--no-base-first", action="store_false", dest="start_from_base",
+                   help="do not evaluate the dataset's base config as the first trial (e.g. to compare samplers)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="fit_overrides",
                    help="a fixed FitConfig value for every trial, e.g. --set subnet_precision=bfloat16 "
                         "--set mixing=lu (repeatable; VALUE is read as JSON, else as a string)")

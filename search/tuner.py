@@ -38,8 +38,10 @@ class SearchStart:
         o = self.options
         return {"dataset": o.dataset, "sampler": o.sampler, "scheduler": o.scheduler, "objective": o.objective,
                 "num_samples": o.num_samples, "max_steps": self.base["steps"], "seed": o.seed,
-                "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s, "data_checksum": self.data_checksum,
-                "base": self.base, "feature_dim": self.feature_dim, "attribute_dim": self.attribute_dim}
+                "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s, "start_from_base": o.start_from_base,
+                "sampler_seed": o.seed if o.sampler_seed is None else o.sampler_seed,
+                "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
+                "attribute_dim": self.attribute_dim}
 
     def params_of(self, sampled: dict) -> dict:
         """Every FitConfig value a trial with these sampled parameters trains with."""
@@ -66,11 +68,12 @@ class SearchResult:
     search_seconds: float = 0.0  # wall time of the trials phase (Tuner.fit), without the final retrain
 
 
-def _sampler(name: str, seed: int) -> "optuna.samplers.BaseSampler":  # noqa: F821
+def _sampler(name: str, seed: int, num_samples: int) -> "optuna.samplers.BaseSampler":  # noqa: F821
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        # Optuna's 10 random start-up trials would leave TPE almost nothing of a small budget (12 by default).
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, num_samples // 4)))
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
@@ -147,8 +150,9 @@ def _searcher(options: SearchOptions, space: Callable, points: list[dict], study
         space=space,
         metric=[METRIC, "train_seconds"] if multi else METRIC,
         mode=[MODE, "min"] if multi else MODE,
-        points_to_evaluate=None if study_exists else points,
-        sampler=_sampler(options.sampler, options.seed),
+        points_to_evaluate=None if study_exists or not points else points,
+        sampler=_sampler(options.sampler, options.seed if options.sampler_seed is None else options.sampler_seed,
+                         options.num_samples),
         study_name=options.experiment_name if storage else None,
         storage=storage,
     )
@@ -279,7 +283,8 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     val_split = make_split(bench, "val", features=scaling, seed=options.seed)
     test_split = make_split(bench, "test", features=scaling, seed=options.seed)
     base = _base_config(options, eval_every_default=500)
-    points = points if points is not None else [default_point(base, val_split.feature_dim)]
+    if points is None:
+        points = [default_point(base, val_split.feature_dim)] if options.start_from_base else []
     _quiet_ray()
     _init_ray(options)
     _check_resources(options)

@@ -94,6 +94,13 @@ def test_cli_set_fixes_fitconfig_values_for_every_trial():
             parse(bad)
 
 
+def test_cli_no_base_first():
+    from search.run import parse
+
+    assert parse([])[0].start_from_base is True
+    assert parse(["--no-base-first"])[0].start_from_base is False
+
+
 def test_resume_without_experiment(tmp_path, local_ray):
     with pytest.raises(ConfigError, match="no experiment to resume"):
         run(SearchOptions(resume=True, storage_path=str(tmp_path), num_samples=2))
