@@ -96,6 +96,7 @@ def main() -> None:
     p.add_argument("--trial-steps", type=int, default=1600, help="steps per trial on synthetic (~30 s here)")
     p.add_argument("--memory-trials", type=int, default=2)
     p.add_argument("--memory-steps", type=int, default=20, help="steps per trial on synthetic-sun")
+    p.add_argument("--skip-memory", action="store_true", help="only the overhead part (~5 minutes)")
     args = p.parse_args()
     print(f"# {platform.node()}  {os.cpu_count()} CPUs  python {platform.python_version()}  "
           f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -114,7 +115,7 @@ def main() -> None:
 
         baseline = total_pss_mb()
         peaks, shared, dataset_mb = {}, [], 0.0
-        for concurrent in (1, 2):
+        for concurrent in () if args.skip_memory else (1, 2):
             _, rows, peak = search(folder, f"memory{concurrent}", "synthetic-sun", args.memory_trials, concurrent,
                                    args.memory_steps, eval_every=args.memory_steps)
             peaks[concurrent] = peak - baseline
@@ -122,13 +123,17 @@ def main() -> None:
             dataset_mb = rows[0]["dataset_mb"]
             print(f"memory: synthetic-sun, {concurrent} trial(s) at once: peak PSS above the idle machine "
                   f"{peaks[concurrent]:.0f} MB")
-        print(f"  split size {dataset_mb:.0f} MB; 2 at once - 1 at once = {peaks[2] - peaks[1]:.0f} MB; "
-              f"split in shared memory in {sum(shared):.0f}/{len(shared)} trials")
+        if peaks:
+            print(f"  split size {dataset_mb:.0f} MB; 2 at once - 1 at once = {peaks[2] - peaks[1]:.0f} MB; "
+                  f"split in shared memory in {sum(shared):.0f}/{len(shared)} trials")
 
-    print(json.dumps({"overhead_ratio": round(ratio, 3), "search_seconds": round(record["search_seconds"], 1),
-                      "trial_seconds_over_concurrency": round(ideal, 1), "trials": len(trial_seconds),
-                      "concurrent": args.concurrent, "peak_pss_mb_1": round(peaks[1]), "peak_pss_mb_2": round(peaks[2]),
-                      "dataset_mb": round(dataset_mb), "dataset_shared_fraction": sum(shared) / len(shared)}))
+    summary = {"overhead_ratio": round(ratio, 3), "search_seconds": round(record["search_seconds"], 1),
+               "trial_seconds_over_concurrency": round(ideal, 1), "trials": len(trial_seconds),
+               "concurrent": args.concurrent}
+    if peaks:
+        summary.update(peak_pss_mb_1=round(peaks[1]), peak_pss_mb_2=round(peaks[2]), dataset_mb=round(dataset_mb),
+                       dataset_shared_fraction=sum(shared) / len(shared))
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
