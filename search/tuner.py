@@ -194,8 +194,6 @@ def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callabl
             num_samples=options.num_samples,
             max_concurrent_trials=options.max_concurrent,
             time_budget_s=options.time_budget_s,
-            # A new trial actor costs ~4 s (process + import torch); train_izf keeps no state between trials.
-            reuse_actors=True,
             metric=None if multi else METRIC,
             mode=None if multi else MODE,
         ),
