@@ -57,7 +57,7 @@ def packed(args: argparse.Namespace) -> dict:
     trials = args.trials or args.per_gpu
     gpus = 1.0 if torch.cuda.is_available() else 0.0
     cpus = max(1, (os.cpu_count() or 2) // args.per_gpu)
-    ray.init(num_gpus=int(gpus), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_gpus=int(gpus), include_dashboard=False, log_to_driver=False)
     split = load_dataset(args.dataset, protocol="val")
     base = {**trial_config(args.steps, args.subnet_precision), "threads": cpus}
     trainable = tune.with_resources(tune.with_parameters(train_izf, split=split, base=base),
