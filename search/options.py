@@ -65,6 +65,11 @@ class SearchOptions:
             raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
 
     @property
+    def sampler_stream(self) -> int:
+        """The seed the Optuna sampler gets: sampler_seed, else seed."""
+        return self.seed if self.sampler_seed is None else self.sampler_seed
+
+    @property
     def experiment_name(self) -> str:
         return self.name or f"izf-{self.dataset.lower()}"
 

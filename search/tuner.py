@@ -39,7 +39,7 @@ class SearchStart:
         return {"dataset": o.dataset, "sampler": o.sampler, "scheduler": o.scheduler, "objective": o.objective,
                 "num_samples": o.num_samples, "max_steps": self.base["steps"], "seed": o.seed,
                 "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s, "start_from_base": o.start_from_base,
-                "sampler_seed": o.seed if o.sampler_seed is None else o.sampler_seed,
+                "sampler_seed": o.sampler_stream,
                 "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
                 "attribute_dim": self.attribute_dim}
 
@@ -151,8 +151,7 @@ def _searcher(options: SearchOptions, space: Callable, points: list[dict], study
         metric=[METRIC, "train_seconds"] if multi else METRIC,
         mode=[MODE, "min"] if multi else MODE,
         points_to_evaluate=None if study_exists or not points else points,
-        sampler=_sampler(options.sampler, options.seed if options.sampler_seed is None else options.sampler_seed,
-                         options.num_samples),
+        sampler=_sampler(options.sampler, options.sampler_stream, options.num_samples),
         study_name=options.experiment_name if storage else None,
         storage=storage,
     )
