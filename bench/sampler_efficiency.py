@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from search.results import trial_reports
+
 ROOT = Path(__file__).resolve().parents[1]
 # TPE's random start-up trials draw the same points as a RandomSampler of the same seed; the random search
 # gets its own stream (same data split, same trial seeds) so that it is not the TPE run's first trials.
@@ -44,9 +46,7 @@ def search(folder: Path, name: str, sampler: str, scheduler: str, trials: int, s
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.exit(f"search/run.py failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    reports = []
-    for results in (folder / name).glob("*/result.json"):
-        reports += [json.loads(line) for line in results.read_text().splitlines()]
+    reports = [row for _, rows in trial_reports(folder / name) for row in rows]
     return sorted(reports, key=lambda r: r["timestamp"])  # Ray stamps reports to the second
 
 

@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from search.results import trial_reports
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -81,12 +83,7 @@ def search(folder: Path, name: str, dataset: str, trials: int, concurrent: int, 
         sys.exit(f"search/run.py failed ({out.returncode}):\n{out.stderr[-4000:]}")
     experiment = folder / "ray" / name
     record = json.loads((experiment / "izf_search.json").read_text())
-    rows = []
-    for results in sorted(experiment.glob("*/result.json")):
-        lines = results.read_text().splitlines()
-        if lines:
-            rows.append(json.loads(lines[-1]))
-    return record, rows, memory.peak
+    return record, [reports[-1] for _, reports in trial_reports(experiment)], memory.peak
 
 
 def main() -> None:

@@ -1,6 +1,5 @@
 """Shared fixtures: the real xlsa17 split files in ../shared/data and res101.mat files written to match them."""
 
-import json
 import subprocess
 import time
 import urllib.request
@@ -11,6 +10,7 @@ import pytest
 import scipy.io
 
 from izf.data import write_res101
+from search.results import trial_reports
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -73,12 +73,7 @@ def make_real_layout(root: Path, name: str, feature_dim: int = 16, seed: int = 0
 
 def trial_results(experiment: Path) -> dict[str, list[dict]]:
     """Each trial's reports, read from Ray's own result.json files: {trial_id: [row, ...]}."""
-    out = {}
-    for path in experiment.glob("*/result.json"):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if rows:
-            out[rows[0]["trial_id"]] = rows
-    return out
+    return {rows[0]["trial_id"]: rows for _, rows in trial_reports(experiment)}
 
 
 def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:

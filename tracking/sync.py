@@ -12,21 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from search.results import trial_reports
 from search.space import to_fit_options
 from search.tuner import MODEL_FILE, SEARCH_FILE
 from tracking.search_tracking import parent_params, record_final
 from tracking.tracker import Tracker, default_tracking_uri
 
 __all__ = ["sync"]
-
-
-def _trials(folder: Path) -> list[tuple[Path, list[dict]]]:
-    out = []
-    for result in sorted(folder.glob("*/result.json")):
-        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if rows:
-            out.append((result.parent, rows))
-    return out
 
 
 def sync(folder: Path | str, tracker: Tracker, *, promote_champion: bool = True) -> dict:
@@ -40,7 +32,7 @@ def sync(folder: Path | str, tracker: Tracker, *, promote_champion: bool = True)
                      reopen=False) is None:
         raise SystemExit(f"error: MLflow at {tracker.uri} is still unreachable; nothing was written")
     added = {"trials": 0, "metric_steps": 0}
-    trials = _trials(folder)
+    trials = trial_reports(folder)
     for trial_dir, rows in trials:
         trial_id, config = rows[0]["trial_id"], rows[0]["config"]
         params = {**record["base"], **to_fit_options(config, feature_dim=record["feature_dim"],
