@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-command GPU check on a machine with one GPU (stages capped at 7 minutes in all): one full SUN-shaped trial's time and
-# peak memory, then 1, 4 and 8 trials packed on the GPU (gpus-per-trial 1, 0.25, 0.125): trials/hour.
+# One-command GPU check on a machine with one GPU (stages capped at 7.75 minutes in all): training steps that never wait
+# for the GPU (a test under torch.cuda.set_sync_debug_mode("error")), one full SUN-shaped trial's time and peak memory,
+# then 1, 4 and 8 trials packed on the GPU (gpus-per-trial 1, 0.25, 0.125): trials/hour.
 #
 #   bash bench/gpu.sh [RESULTS_FILE]        # default: gpu-results.jsonl; JSON lines, the last one a summary
 #
@@ -21,7 +22,7 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
     | "$python" -c "import json, sys; print(json.dumps({'stage': 'gpu', 'nvidia_smi': sys.stdin.read().strip()}))" \
     | tee -a "$out"
-# Stage limits add up to 7 minutes: a stage that fails or runs over is recorded as failed and the check goes on.
+# Stage limits add up to 7.75 minutes: a stage that fails or runs over is recorded as failed and the check goes on.
 stage() {
     local limit=$1
     shift
@@ -31,6 +32,9 @@ stage() {
         echo "{\"stage\": \"failed\", \"limit_s\": $limit, \"args\": \"$*\"}" | tee -a "$out"
     fi
 }
+timeout 45 "$python" -m pytest -q -p no:cacheprovider tests/test_training.py -k never_wait_for_the_gpu > /dev/null 2>&1
+sync_status=$?
+echo "{\"stage\": \"no_host_sync\", \"passed\": $([ $sync_status -eq 0 ] && echo true || echo false)}" | tee -a "$out"
 stage 150 trial --steps "$trial_steps"
 for k in 1 4 8; do
     stage 90 pack --per-gpu "$k" --trials $((2 * k)) --steps "$pack_steps"
@@ -43,6 +47,7 @@ pack = {r["per_gpu"]: r["trials_per_hour"] for r in rows if r["stage"] == "pack"
 ratio = round(pack[8] / pack[1], 2) if 1 in pack and 8 in pack else None
 print(json.dumps({"stage": "summary", "one_trial_s": trial.get("seconds"), "peak_gpu_mb": trial.get("peak_gpu_mb"),
                   "trials_per_hour": pack, "packed8_vs_1": ratio,
+                  "no_host_sync": next((r["passed"] for r in rows if r["stage"] == "no_host_sync"), None),
                   "goals": {"one_trial_le_30s": trial.get("seconds", 1e9) <= 30,
                             "packed8_ge_5x": ratio is not None and ratio >= 5},
                   "failed_stages": [r["args"] for r in rows if r["stage"] == "failed"]}))

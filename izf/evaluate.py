@@ -28,6 +28,7 @@ class DeviceSplit:
         self.unseen_x, self.unseen_y = put(split.unseen_x), put(split.unseen_y)
         self.attributes = put(split.attributes)
         self.n_seen, self.n_classes = split.n_seen, split.n_classes
+        self.seen_classes = torch.arange(split.n_seen, device=device)
         self.unseen_classes = torch.arange(split.n_seen, split.n_classes, device=device)
 
 

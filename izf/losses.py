@@ -1,6 +1,6 @@
 """The three IZF loss terms, as pure tensor functions."""
 
-import torch
+import torch  # noqa: F401 - the examples below use it
 from torch import Tensor
 
 __all__ = ["flow_nll", "centralizing", "mmd", "MMD_WIDTHS"]
@@ -27,17 +27,32 @@ def flow_nll(semantic: Tensor, free: Tensor, ladj: Tensor, codes: Tensor, *, sem
     )
 
 
-def centralizing(prototypes: Tensor, x: Tensor, labels: Tensor) -> Tensor:
+def centralizing(prototypes: Tensor, prototype_labels: Tensor, x: Tensor, labels: Tensor, *,
+                 num_classes: int) -> Tensor:
     """Mean over the classes in the batch of ||prototype_y - mean of the batch's x of class y||_2.
 
+    Every shape here follows from the arguments' shapes, none from their values, so on a GPU the
+    loss needs no host sync (torch.unique and torch.bincount would wait for the device).
+
     Arguments:
-        prototypes: f^{-1}([code_y; 0]) of each class present, shape (K, D), in `labels.unique()` order.
-        x: real features (N, D); labels: their classes (N,).
+        prototypes: f^{-1}([code_c; 0]) for the classes `prototype_labels` (P,), in any order, repeats
+            allowed, each class of `labels` among them: e.g. every class, or one row per sample.
+        x: real features (N, D); labels: their classes (N,), in [0, num_classes).
+
+    Example:
+        >>> x, y = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0]]), torch.tensor([1, 1, 2])
+        >>> p = torch.tensor([[9.0, 9.0], [1.0, 0.0], [5.0, 5.0]])  # class 0 is not in the batch
+        >>> float(centralizing(p, torch.arange(3), x, y, num_classes=3))
+        0.0
+        >>> float(centralizing(p[y] + torch.tensor([3.0, 4.0]), y, x, y, num_classes=3))
+        5.0
     """
-    classes, index = labels.unique(return_inverse=True)
-    sums = torch.zeros(classes.shape[0], x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, index, x)
-    counts = torch.bincount(index, minlength=classes.shape[0]).to(x.dtype)
-    return (prototypes - sums / counts[:, None]).norm(dim=1).mean()
+    counts = x.new_zeros(num_classes).index_add_(0, labels, x.new_ones(labels.shape[0]))
+    means = x.new_zeros(num_classes, x.shape[1]).index_add_(0, labels, x) / counts.clamp_min(1)[:, None]
+    distances = (prototypes - means[prototype_labels]).norm(dim=1)
+    repeats = x.new_zeros(num_classes).index_add_(0, prototype_labels, x.new_ones(prototype_labels.shape[0]))
+    weights = (counts[prototype_labels] > 0).to(x.dtype) / repeats[prototype_labels]
+    return (distances * weights).sum() / (counts > 0).sum()
 
 
 def _imq(a: Tensor, b: Tensor, widths: tuple[float, ...]) -> Tensor:

@@ -140,6 +140,18 @@ class _Batches:
         return idx
 
 
+def _prototype_classes(y: torch.Tensor, data: DeviceSplit, *, static_shapes: bool) -> torch.Tensor:
+    """The classes whose prototypes the centralizing loss maps back through the flow.
+
+    Without static_shapes, the batch's distinct classes (the fewest rows). On a GPU torch.unique would
+    wait for the device every step, so static_shapes gives a shape known in advance: every seen class
+    if there are no more of them than samples in the batch (AWA, aPY), else one row per sample (SUN, CUB).
+    """
+    if not static_shapes:
+        return y.unique()
+    return data.seen_classes if data.n_seen <= y.shape[0] else y
+
+
 def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, g: torch.Generator) -> torch.Tensor:
     """[total, flow, centralizing, mmd] on one batch of real seen features."""
     x, y = data.train_x[idx], data.train_y[idx]
@@ -148,7 +160,10 @@ def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, 
     semantic, free, ladj = model.encode(x)
     l_flow = flow_nll(semantic, free, ladj, model.class_codes[y], semantic_weight=c.semantic_weight)
     zero = l_flow.new_zeros(())
-    l_c = centralizing(model.prototypes(y.unique()), x, y) if c.centralizing_weight else zero
+    l_c = zero
+    if c.centralizing_weight:
+        rows = _prototype_classes(y, data, static_shapes=y.is_cuda)
+        l_c = centralizing(model.prototypes(rows), rows, x, y, num_classes=data.n_seen)
     l_mmd = zero
     if c.mmd_weight:
         pick = torch.randint(0, data.unseen_classes.shape[0], (x.shape[0],), device=x.device, generator=g)
@@ -156,6 +171,17 @@ def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, 
         l_mmd = -mmd(x, fake, widths=c.mmd_widths)
     total = l_flow + c.centralizing_weight * l_c + c.mmd_weight * l_mmd
     return torch.stack([total, l_flow, l_c, l_mmd])
+
+
+def _train_step(model: IZF, optimizer: torch.optim.Optimizer, data: DeviceSplit, batches: _Batches, c: FitConfig,
+                g: torch.Generator) -> torch.Tensor:
+    """One optimisation step; returns the loss terms, left on the device (reading them would sync)."""
+    terms = _loss_terms(model, data, batches.next(), c, g)
+    optimizer.zero_grad(set_to_none=True)
+    terms[0].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+    optimizer.step()
+    return terms
 
 
 def _evaluate(model: IZF, tensors: DeviceSplit, c: FitConfig, g: torch.Generator) -> tuple[dict, Softmax]:
@@ -182,7 +208,8 @@ def fit(
         data: a Split (protocol "val" for model selection, "test" for the final measurement).
         config: hyperparameters (default FitConfig()).
         report: called after every evaluation with a dict: step, loss terms, samples_per_s,
-            the metrics of both classifiers (fractions), `h` (the select_by classifier's H) and best_h.
+            the metrics of both classifiers (fractions), `h` (the select_by classifier's H), best_h,
+            and the seconds spent so far in training steps (train_seconds) and evaluations (eval_seconds).
         checkpoint: called right before each report with the full training state (a dict of
             tensors and plain values, loadable with torch.load(weights_only=True)).
         resume: a state given to `checkpoint` earlier; training continues from it exactly.
@@ -206,13 +233,14 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     g = torch.Generator(device).manual_seed(c.seed)
     batches = _Batches(tensors.train_x.shape[0], c.batch_size, g)
-    step, train_seconds, best, history = 0, 0.0, {"h": -1.0}, []
+    step, train_seconds, eval_seconds, best, history = 0, 0.0, 0.0, {"h": -1.0}, []
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         g.set_state(resume["generator"])
         batches.order, batches.cursor = resume["order"].to(device), resume["cursor"]
         step, train_seconds, best = resume["step"], resume["train_seconds"], resume["best"]
+        eval_seconds = resume.get("eval_seconds", 0.0)  # absent in states saved before it was counted
         history = list(resume["history"])
 
     def state() -> dict:
@@ -220,18 +248,14 @@ def fit(
         return copy.deepcopy({
             "config": asdict(c), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "generator": g.get_state(), "order": batches.order, "cursor": batches.cursor, "step": step,
-            "train_seconds": train_seconds, "best": best, "history": history})
+            "train_seconds": train_seconds, "eval_seconds": eval_seconds, "best": best, "history": history})
 
     terms_sum, terms_count = torch.zeros(4, device=device), 0
     metrics, classifier = {}, None
     model.train()
     while step < c.steps:
         started = time.perf_counter()
-        terms = _loss_terms(model, tensors, batches.next(), c, g)
-        optimizer.zero_grad(set_to_none=True)
-        terms[0].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-        optimizer.step()
+        terms = _train_step(model, optimizer, tensors, batches, c, g)
         step += 1
         terms_sum += terms.detach()
         terms_count += 1
@@ -244,12 +268,15 @@ def fit(
         train_seconds += time.perf_counter() - started
         if not evaluate_now:
             continue
+        started = time.perf_counter()
         metrics, classifier = _evaluate(model, tensors, c, g)
+        eval_seconds += time.perf_counter() - started
         if metrics["h"] > best["h"]:
             best = {**metrics, "step": step}
         row = {"step": step, **dict(zip(TERM_NAMES, mean_terms, strict=True)),
                **metrics, "best_h": best["h"], "best_step": best["step"],
-               "samples_per_s": step * c.batch_size / max(train_seconds, 1e-9), "train_seconds": train_seconds}
+               "samples_per_s": step * c.batch_size / max(train_seconds, 1e-9), "train_seconds": train_seconds,
+               "eval_seconds": eval_seconds}
         history.append(row)
         terms_sum.zero_()
         terms_count = 0

@@ -19,9 +19,29 @@ def test_mmd_is_bounded_so_the_negative_term_cannot_run_away():
 def test_centralizing_is_zero_when_prototypes_are_the_class_means():
     x = torch.tensor([[0.0, 0.0], [2.0, 2.0], [5.0, 5.0]])
     y = torch.tensor([3, 3, 1])
-    prototypes = torch.tensor([[5.0, 5.0], [1.0, 1.0]])  # classes 1 and 3, in unique() order
-    assert float(centralizing(prototypes, x, y)) == 0.0
-    assert float(centralizing(prototypes + torch.tensor([3.0, 4.0]), x, y)) == 5.0
+    classes = torch.tensor([1, 3])
+    prototypes = torch.tensor([[5.0, 5.0], [1.0, 1.0]])
+    assert float(centralizing(prototypes, classes, x, y, num_classes=4)) == 0.0
+    assert float(centralizing(prototypes + torch.tensor([3.0, 4.0]), classes, x, y, num_classes=4)) == 5.0
+
+
+def test_centralizing_is_the_same_loss_for_every_choice_of_prototype_rows():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 5, generator=g), torch.randint(0, 30, (64,), generator=g)  # some classes absent
+    embedding, weight = torch.randn(40, 3, generator=g), torch.randn(3, 5, generator=g)
+
+    def loss_and_grad(rows: torch.Tensor) -> tuple[float, torch.Tensor]:
+        w = weight.clone().requires_grad_()
+        loss = centralizing(embedding[rows] @ w, rows, x, y, num_classes=40)
+        loss.backward()
+        return float(loss), w.grad
+
+    by_unique, per_sample, every_class = (loss_and_grad(r) for r in (y.unique(), y, torch.arange(40)))
+    for value, grad in (per_sample, every_class):
+        assert abs(value - by_unique[0]) < 1e-5 and torch.allclose(grad, by_unique[1], atol=1e-5)
+    means = torch.stack([x[y == c].mean(0) for c in y.unique()])
+    direct = (embedding[y.unique()] @ weight - means).norm(dim=1).mean()
+    assert abs(by_unique[0] - float(direct)) < 1e-5
 
 
 def test_flow_nll_is_per_dimension():

@@ -145,3 +145,39 @@ def test_bfloat16_subnets_train_and_round_trip_through_save_and_load(tmp_path, t
     assert loaded.config.subnet_precision == "bfloat16" and loaded.model.flow.couplings[0].low_precision
     with pytest.raises(ConfigError, match="subnet_precision"):
         FitConfig(subnet_precision="float16")
+
+
+def test_prototype_classes_have_a_shape_known_before_the_batch(toy_split):
+    from izf.evaluate import DeviceSplit
+    from izf.training import _prototype_classes
+
+    data = DeviceSplit(toy_split, torch.device("cpu"))
+    y = torch.tensor([1, 1, 0, 1])
+    assert _prototype_classes(y, data, static_shapes=False).tolist() == [0, 1]
+    few_classes = _prototype_classes(y, data, static_shapes=True)  # no more seen classes than samples
+    assert few_classes.tolist() == list(range(data.n_seen)) and data.n_seen <= 4
+    assert _prototype_classes(y[:1], data, static_shapes=True).tolist() == [1]  # more classes than samples
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dataset", ["toy", "synthetic-sun"])  # every seen class / one row per sample
+def test_training_steps_never_wait_for_the_gpu(dataset):
+    from izf.evaluate import DeviceSplit
+    from izf.training import _Batches, _train_step, build_model
+
+    split, config = load_dataset(dataset, protocol="val"), FitConfig(depth=2, hidden=64, mixing="lu")
+    device = torch.device("cuda")
+    data = DeviceSplit(split, device)
+    model = build_model(config, data.attributes, split.feature_dim).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    g = torch.Generator(device).manual_seed(0)
+    batches = _Batches(data.train_x.shape[0], config.batch_size, g)
+    _train_step(model, optimizer, data, batches, config, g)  # first step: lazy state, allocations
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            terms = _train_step(model, optimizer, data, batches, config, g)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(terms).all()
