@@ -1,7 +1,10 @@
 """What the platform adds on top of the trials: search/run.py's trials phase against the trials' own time.
 
-1. Overhead: `search/run.py` (tracking on: a local MLflow sqlite store) runs N trials of about
-   --trial-steps steps each on `synthetic`, no early stopping. The trials phase's wall time
+1. Overhead: `search/run.py` (tracking on: a local MLflow sqlite store) runs N trials of
+   --trial-steps steps each on `synthetic`, no early stopping. The parameters that set a trial's
+   cost (depth, width, batch, synthetic samples) are held at the preset's (`--fix`), so the trials
+   are equally long and the ratio does not count slots left idle by unequal trials (the rest of the
+   space is sampled; --vary-cost samples those too). The trials phase's wall time
    (Tuner.fit, `search_seconds` in izf_search.json) is compared with the trials' own time (Ray's
    time_total_s, measured inside each trial process: fit, reports, checkpoints) summed and divided by
    the concurrency. The ratio is what actor start-up, scheduling, Optuna and MLflow logging cost.
@@ -70,13 +73,18 @@ class PeakMemory:
         self._thread.join()
 
 
+# The synthetic preset's depth 4, width 128 (= the 128-d features), batch 256, 100 synthetic samples per class.
+EQUAL_COST = ["--fix", "depth=4", "--fix", "hidden_scale=1.0", "--fix", "batch_size=256", "--fix",
+              "synthetic_per_class=100"]
+
+
 def search(folder: Path, name: str, dataset: str, trials: int, concurrent: int, steps: int,
-           eval_every: int) -> tuple[dict, list[dict], float]:
+           eval_every: int, extra: list[str] = ()) -> tuple[dict, list[dict], float]:
     """Run search/run.py; return its izf_search.json, each trial's last result row, and the peak PSS (MB)."""
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--dataset", dataset, "--num-samples", str(trials),
                "--max-concurrent", str(concurrent), "--scheduler", "none", "--max-steps", str(steps),
                "--eval-every", str(eval_every), "--storage-path", str(folder / "ray"), "--name", name,
-               "--mlflow-uri", f"sqlite:///{folder / 'mlflow.db'}", "--no-promote"]
+               "--mlflow-uri", f"sqlite:///{folder / 'mlflow.db'}", "--no-promote", *extra]
     with PeakMemory() as memory:
         out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
@@ -94,6 +102,7 @@ def main() -> None:
     p.add_argument("--memory-trials", type=int, default=2)
     p.add_argument("--memory-steps", type=int, default=20, help="steps per trial on synthetic-sun")
     p.add_argument("--skip-memory", action="store_true", help="only the overhead part (~5 minutes)")
+    p.add_argument("--vary-cost", action="store_true", help="sample depth, width, batch too (unequal trials)")
     args = p.parse_args()
     print(f"# {platform.node()}  {os.cpu_count()} CPUs  python {platform.python_version()}  "
           f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -101,7 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="izf-bench-") as tmp:
         folder = Path(tmp)
         record, rows, _ = search(folder, "overhead", "synthetic", args.trials, args.concurrent, args.trial_steps,
-                                 eval_every=args.trial_steps // 4)
+                                 eval_every=args.trial_steps // 4, extra=[] if args.vary_cost else EQUAL_COST)
         trial_seconds = [r["time_total_s"] for r in rows]
         ideal = sum(trial_seconds) / args.concurrent
         ratio = record["search_seconds"] / ideal
@@ -109,6 +118,12 @@ def main() -> None:
               f"{', '.join(f'{t:.1f}' for t in trial_seconds)} s")
         print(f"  trials phase {record['search_seconds']:.1f} s  vs  sum of trial times / concurrency {ideal:.1f} s"
               f"  ->  {ratio:.3f}x")
+        steps, evals = (sum(r[k] for r in rows) / len(rows) for k in ("train_seconds", "eval_seconds"))
+        inside = sum(trial_seconds) / len(rows) - steps - evals
+        outside = (record["search_seconds"] * args.concurrent - sum(trial_seconds)) / len(rows)
+        print(f"  where a trial's seconds go (mean): training steps {steps:.1f}, evaluations {evals:.1f}, "
+              f"the rest inside the trial (setup, checkpoints, reports) {inside:.1f}, outside any trial "
+              f"(actor start, scheduling, Optuna, MLflow, idle slots) {outside:.1f}")
 
         baseline = total_pss_mb()
         peaks, shared, dataset_mb = {}, [], 0.0
@@ -126,7 +141,9 @@ def main() -> None:
 
     summary = {"overhead_ratio": round(ratio, 3), "search_seconds": round(record["search_seconds"], 1),
                "trial_seconds_over_concurrency": round(ideal, 1), "trials": len(trial_seconds),
-               "concurrent": args.concurrent}
+               "concurrent": args.concurrent, "mean_seconds": {"steps": round(steps, 2), "evaluations": round(evals, 2),
+                                                               "rest_inside": round(inside, 2),
+                                                               "outside": round(outside, 2)}}
     if peaks:
         summary.update(peak_pss_mb_1=round(peaks[1]), peak_pss_mb_2=round(peaks[2]), dataset_mb=round(dataset_mb),
                        dataset_shared_fraction=sum(shared) / len(shared))

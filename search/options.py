@@ -38,6 +38,7 @@ class SearchOptions:
     max_failures: int = 2
     final_seeds: int = 1
     fit_overrides: dict = field(default_factory=dict)  # fixed FitConfig values for every trial
+    fixed_params: dict = field(default_factory=dict)  # parameters of the search space held at one value
     start_from_base: bool = True  # evaluate the dataset's base config first (False: the sampler alone)
     sampler_seed: int | None = None  # None: seed; another value draws other points on the same split
 

@@ -64,8 +64,14 @@ def parse(argv: list[str] | None) -> tuple[SearchOptions, dict]:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="fit_overrides",
                    help="a fixed FitConfig value for every trial, e.g. --set subnet_precision=bfloat16 "
                         "--set mixing=lu (repeatable; VALUE is read as JSON, else as a string)")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", dest="fixed_params",
+                   help="hold a parameter of the search space at one value, e.g. --fix depth=5 --fix hidden_scale=0.5 "
+                        "(repeatable; VALUE is read as JSON; Optuna's PartialFixedSampler samples the rest)")
     args = vars(p.parse_args(argv))
-    args["fit_overrides"] = dict(_key_value(item) for item in args["fit_overrides"])
+    args["fixed_params"] = dict(_key_value(item, "--fix wants NAME=VALUE (a search-space parameter)")
+                                for item in args["fixed_params"])
+    args["fit_overrides"] = dict(_key_value(item, "--set wants KEY=VALUE (a FitConfig field)")
+                                 for item in args["fit_overrides"])
     if args["fit_overrides"]:
         _check_overrides(args["fit_overrides"])
     tracking = {k: args.pop(k) for k in ("mlflow_uri", "experiment", "no_promote", "no_tracking")}
@@ -85,13 +91,13 @@ def _check_overrides(overrides: dict) -> None:
                                                           attribute_dim=102)))
     if searched:
         raise ConfigError(f"--set {', '.join(searched)}: the search space samples it, so a fixed value would be "
-                          "overridden; remove it from search/space.py to fix it")
+                          "overridden; hold the space's parameter instead, e.g. --fix depth=5 --fix hidden_scale=0.5")
 
 
-def _key_value(item: str) -> tuple[str, object]:
+def _key_value(item: str, usage: str) -> tuple[str, object]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--set wants KEY=VALUE (a FitConfig field), got {item!r}")
+        raise ConfigError(f"{usage}, got {item!r}")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:

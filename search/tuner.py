@@ -39,7 +39,7 @@ class SearchStart:
         return {"dataset": o.dataset, "sampler": o.sampler, "scheduler": o.scheduler, "objective": o.objective,
                 "num_samples": o.num_samples, "max_steps": self.base["steps"], "seed": o.seed,
                 "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s, "start_from_base": o.start_from_base,
-                "sampler_seed": o.sampler_stream,
+                "sampler_seed": o.sampler_stream, "fixed_params": o.fixed_params,
                 "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
                 "attribute_dim": self.attribute_dim}
 
@@ -68,9 +68,15 @@ class SearchResult:
     search_seconds: float = 0.0  # wall time of the trials phase (Tuner.fit), without the final retrain
 
 
-def _sampler(name: str, seed: int, num_samples: int) -> "optuna.samplers.BaseSampler":  # noqa: F821
+def _sampler(name: str, seed: int, num_samples: int, fixed: dict) -> "optuna.samplers.BaseSampler":  # noqa: F821
+    import warnings
+
     import optuna
 
+    if fixed:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.PartialFixedSampler(fixed, _sampler(name, seed, num_samples, {}))
     if name == "tpe":
         # Optuna's 10 random start-up trials would leave TPE almost nothing of a small budget (12 by default).
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, num_samples // 4)))
@@ -151,10 +157,48 @@ def _searcher(options: SearchOptions, space: Callable, points: list[dict], study
         metric=[METRIC, "train_seconds"] if multi else METRIC,
         mode=[MODE, "min"] if multi else MODE,
         points_to_evaluate=None if study_exists or not points else points,
-        sampler=_sampler(options.sampler, options.sampler_stream, options.num_samples),
+        sampler=_sampler(options.sampler, options.sampler_stream, options.num_samples, options.fixed_params),
         study_name=options.experiment_name if storage else None,
         storage=storage,
     )
+
+
+def check_fixed(space: Callable, fixed: dict) -> None:
+    """Raise ConfigError unless every fixed value is one `space` asks for in every trial, within its range."""
+    import warnings
+
+    import optuna
+
+    if not fixed:
+        return
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
+    try:
+        study = optuna.create_study(sampler=_sampler("random", 0, 1, fixed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    asked: list[set] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(32):  # a random sampler reaches both sides of every condition in the space
+            trial = study.ask()
+            try:
+                space(trial)
+            except ValueError as e:  # a categorical value that is not one of the choices
+                raise ConfigError(f"--fix: {str(e).rstrip('.')}; change the value or the choices in "
+                                  "search/space.py") from None
+            asked.append(set(trial.params))
+    unknown = sorted(set(fixed) - set().union(*asked))
+    if unknown:
+        raise ConfigError(f"--fix {', '.join(unknown)}: not a parameter of the search space; its parameters are "
+                          f"{sorted(set().union(*asked))} (--set fixes a FitConfig field the space does not sample)")
+    conditional = sorted(name for name in fixed if not all(name in a for a in asked))
+    if conditional:
+        raise ConfigError(f"--fix {', '.join(conditional)}: the space asks for it only in some trials; fix the "
+                          "parameter that decides that too (e.g. --fix use_mmd=true with --fix mmd_weight=...)")
+    outside = [str(w.message) for w in caught if "out of range" in str(w.message)]
+    if outside:
+        raise ConfigError(f"--fix: {outside[0]} Change the value, or the range in search/space.py")
 
 
 def _study_has_trials(options: SearchOptions) -> bool:
@@ -193,6 +237,8 @@ def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callabl
             num_samples=options.num_samples,
             max_concurrent_trials=options.max_concurrent,
             time_budget_s=options.time_budget_s,
+            # A new trial actor costs ~4 s (process + import torch); train_izf keeps no state between trials.
+            reuse_actors=True,
             metric=None if multi else METRIC,
             mode=None if multi else MODE,
         ),
@@ -277,13 +323,15 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
 
     from search.trainable import train_izf
 
+    check_fixed(space, options.fixed_params)
     bench = load_benchmark(options.dataset, root=options.data_root, seed=options.seed)
     scaling = feature_scaling(options.dataset)
     val_split = make_split(bench, "val", features=scaling, seed=options.seed)
     test_split = make_split(bench, "test", features=scaling, seed=options.seed)
     base = _base_config(options, eval_every_default=500)
     if points is None:
-        points = [default_point(base, val_split.feature_dim)] if options.start_from_base else []
+        points = [{**default_point(base, val_split.feature_dim), **options.fixed_params}] \
+            if options.start_from_base else []
     _quiet_ray()
     _init_ray(options)
     _check_resources(options)

@@ -17,11 +17,13 @@ import pytest
 from conftest import wait_for_http
 from mlflow import MlflowClient
 from ray.tune import Callback
+from ray.tune.experiment import Trial
 
 from izf.data import load_dataset
 from izf.io import load_model
 from search import SearchOptions, run
 from tracking import Tracker
+from tracking.callback import MLflowCallback
 from tracking.model import CHAMPION, promote, register
 from tracking.search_tracking import record_result, start_hook
 
@@ -247,6 +249,27 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
     rows = [json.loads(x) for p in (tmp_path / "rr" / "retry").glob(f"*{killer.killed}*/result.json")
             for x in p.read_text().splitlines()]
     assert [r["step"] for r in rows].count(100) == 1  # resumed from the step-100 checkpoint, not restarted
+
+
+def test_experiment_end_closes_the_runs_a_search_left_open(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed_driver = Tracker(uri, "izf-lost")
+    killed_driver.start("rr/lost", {})
+    for trial_id in ("done", "cut", "lost"):
+        killed_driver.trial_run(trial_id, {}, tags={})
+    killed_driver.end_trial("done", "completed")
+    # The resumed driver: Tune restored "done" and "cut" (the time budget stops "cut" at step 100);
+    # "lost" had started under the killed driver but never made it into Tune's saved state.
+    tracker = Tracker(uri, "izf-lost")
+    tracker.start("rr/lost", {})
+    trials = [Trial("train_izf", trial_id=trial_id, stub=True, config={}) for trial_id in ("done", "cut")]
+    trials[1].update_last_result({"step": 100})
+    MLflowCallback(tracker, params_of=dict, max_steps=300).on_experiment_end(trials)
+    runs = {r.data.tags["izf.trial_id"]: r for r in tracker.client.search_runs(
+        [tracker._experiment_id()], filter_string="tags.`izf.trial_id` != ''")}
+    assert {k: (r.info.status, r.data.tags["izf.outcome"]) for k, r in runs.items()} == {
+        "done": ("FINISHED", "completed"), "cut": ("KILLED", "stopped_early"), "lost": ("KILLED", "lost")}
+    assert tracker.open_trial_runs() == {} and tracker.failures == 0
 
 
 def test_champion_is_served_over_rest(searched):

@@ -36,8 +36,20 @@ class MLflowCallback(Callback):
         self.tracker.log_result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
-        step = (trial.last_result or {}).get("step", 0)
-        self.tracker.end_trial(trial.trial_id, "completed" if step >= self.max_steps else "stopped_early")
+        self.tracker.end_trial(trial.trial_id, self._outcome(trial))
 
     def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
         self.tracker.end_trial(trial.trial_id, "failed")
+
+    def on_experiment_end(self, trials: list, **info: object) -> None:
+        """Close every trial run still open: trials the time budget cut short, and runs of trials that a
+        killed driver had started but Tune never saved (a resumed search does not know them)."""
+        known = {trial.trial_id: trial for trial in trials}
+        for trial_id in self.tracker.open_trial_runs():
+            trial = known.get(trial_id)
+            self.tracker.end_trial(trial_id, "lost" if trial is None else
+                                   "failed" if trial.status == "ERROR" else self._outcome(trial))
+
+    def _outcome(self, trial: "Trial") -> str:  # noqa: F821
+        step = (trial.last_result or {}).get("step", 0)
+        return "completed" if step >= self.max_steps else "stopped_early"

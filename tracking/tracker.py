@@ -158,12 +158,26 @@ class Tracker:
         if self._safe("log_result", log):
             logged.add(step)
 
+    def open_trial_runs(self) -> dict[str, str]:
+        """Trial id -> run id of this search's trial runs still marked RUNNING (this driver's or an earlier one's)."""
+        def search() -> dict[str, str]:
+            runs = self.client.search_runs([self._experiment_id()], max_results=10_000, filter_string=(
+                f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'"))
+            return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
+
+        if self.parent_id is None:
+            return {}
+        found = self._safe("open_trial_runs", search) or {}
+        self.trial_runs.update(found)
+        return found
+
     def end_trial(self, trial_id: str, outcome: str) -> None:
-        """outcome: "completed", "stopped_early" (by the scheduler) or "failed"."""
+        """outcome: "completed", "stopped_early" (by the scheduler or the time budget), "failed", or "lost"
+        (a run opened for a trial that the search never finished: the driver died before Tune saved it)."""
         run_id = self.trial_runs.get(trial_id)
         if run_id is None:
             return
-        status = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}[outcome]
+        status = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED", "lost": "KILLED"}[outcome]
         self._safe("end_trial", self.client.set_tag, run_id, OUTCOME_TAG, outcome)
         self._safe("end_trial", self.client.set_terminated, run_id, status)
 
