@@ -2,7 +2,7 @@
 
 1. Overhead: `search/run.py` (tracking on: a local MLflow sqlite store) runs N trials of
    --trial-steps steps each on `synthetic`, no early stopping. The parameters that set a trial's
-   cost (depth, width, batch, synthetic samples) are held at the preset's (`--fix`), so the trials
+   cost (depth, width, batch, synthetic samples, MMD and centralizing on) are held (`--fix`), so the trials
    are equally long and the ratio does not count slots left idle by unequal trials (the rest of the
    space is sampled; --vary-cost samples those too). The trials phase's wall time
    (Tuner.fit, `search_seconds` in izf_search.json) is compared with the trials' own time (Ray's
@@ -73,9 +73,10 @@ class PeakMemory:
         self._thread.join()
 
 
-# The synthetic preset's depth 4, width 128 (= the 128-d features), batch 256, 100 synthetic samples per class.
-EQUAL_COST = ["--fix", "depth=4", "--fix", "hidden_scale=1.0", "--fix", "batch_size=256", "--fix",
-              "synthetic_per_class=100"]
+# The synthetic preset's depth 4, width 128 (= the 128-d features), batch 256, 100 synthetic samples per class;
+# the MMD and centralizing terms on (each off skips a pass through the flow).
+EQUAL_COST = [arg for fixed in ("depth=4", "hidden_scale=1.0", "batch_size=256", "synthetic_per_class=100",
+                                "use_mmd=true", "use_centralizing=true") for arg in ("--fix", fixed)]
 
 
 def search(folder: Path, name: str, dataset: str, trials: int, concurrent: int, steps: int,
@@ -98,7 +99,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--trials", type=int, default=6)
     p.add_argument("--concurrent", type=int, default=2)
-    p.add_argument("--trial-steps", type=int, default=1600, help="steps per trial on synthetic (~30 s here)")
+    p.add_argument("--trial-steps", type=int, default=1000, help="steps per trial on synthetic (~30 s here)")
     p.add_argument("--memory-trials", type=int, default=2)
     p.add_argument("--memory-steps", type=int, default=20, help="steps per trial on synthetic-sun")
     p.add_argument("--skip-memory", action="store_true", help="only the overhead part (~5 minutes)")

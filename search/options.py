@@ -36,6 +36,7 @@ class SearchOptions:
     study_storage: str | None = None  # an Optuna RDB URL, e.g. sqlite:////abs/path/optuna.db
     time_budget_s: float | None = None
     max_failures: int = 2
+    checkpoint_every: int = 1  # a checkpoint with every k-th report (a retried trial resumes from the last)
     final_seeds: int = 1
     fit_overrides: dict = field(default_factory=dict)  # fixed FitConfig values for every trial
     fixed_params: dict = field(default_factory=dict)  # parameters of the search space held at one value
@@ -55,7 +56,7 @@ class SearchOptions:
             raise ConfigError(
                 f"--sampler {self.sampler} is single-objective; use nsga2, tpe or random with --objective multi"
             )
-        for name in ("num_samples", "max_concurrent", "final_seeds"):
+        for name in ("num_samples", "max_concurrent", "final_seeds", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:

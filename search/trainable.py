@@ -43,8 +43,12 @@ def _in_shared_mapping(a: "np.ndarray") -> bool:  # noqa: F821
     return False
 
 
-def train_izf(config: dict, *, split: Split, base: dict) -> None:
-    """Train with the sampled `config` on top of `base` (FitConfig fields); `split` comes from the object store."""
+def train_izf(config: dict, *, split: Split, base: dict, checkpoint_every: int = 1) -> None:
+    """Train with the sampled `config` on top of `base` (FitConfig fields); `split` comes from the object store.
+
+    Every `checkpoint_every`-th report carries a checkpoint (the full training state; ~360 MB at SUN's
+    shapes with FitConfig's defaults, docs/benchmarks.md); a retried trial resumes from the last one.
+    """
     base = dict(base)
     torch.set_num_threads(max(1, int(base.pop("threads", 1))))
     options = to_fit_options(config, feature_dim=split.feature_dim, attribute_dim=split.attribute_dim)
@@ -56,16 +60,22 @@ def train_izf(config: dict, *, split: Split, base: dict) -> None:
         with checkpoint.as_directory() as folder:
             resume = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
         resume["config"]["device"] = device
-    pending: list[str] = []
+    pending: list[str | None] = []
     memory = {**dataset_memory(split), "node_id": ray.get_runtime_context().get_node_id()}
 
     def save(state: dict) -> None:
+        if len(state["history"]) % checkpoint_every:  # the n-th report of the trial, counted from its start
+            pending.append(None)
+            return
         folder = tempfile.mkdtemp(prefix="izf-ckpt-")
         torch.save(state, Path(folder) / STATE_FILE)
         pending.append(folder)
 
     def report(metrics: dict) -> None:
         folder = pending.pop()
+        if folder is None:
+            tune.report({**metrics, **memory})
+            return
         try:
             tune.report({**metrics, **memory}, checkpoint=tune.Checkpoint.from_directory(folder))
         finally:

@@ -40,6 +40,7 @@ class SearchStart:
                 "num_samples": o.num_samples, "max_steps": self.base["steps"], "seed": o.seed,
                 "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s, "start_from_base": o.start_from_base,
                 "sampler_seed": o.sampler_stream, "fixed_params": o.fixed_params,
+                "checkpoint_every": o.checkpoint_every,
                 "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
                 "attribute_dim": self.attribute_dim}
 
@@ -341,7 +342,8 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     callbacks = on_start(start) if on_start is not None else []
     threads = max(1, int(options.cpus_per_trial))
     trainable = tune.with_resources(
-        tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads}),
+        tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads},
+                             checkpoint_every=options.checkpoint_every),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
     started = time.perf_counter()

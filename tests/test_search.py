@@ -120,6 +120,17 @@ def test_cli_fix_holds_space_parameters_and_bad_ones_fail_before_any_work(tmp_pa
         parse(["--fix", "depth"])
 
 
+def test_checkpoint_with_every_kth_report(tmp_path, local_ray):
+    options = SearchOptions(num_samples=1, scheduler="none", storage_path=str(tmp_path / "rr"), max_steps=60,
+                            eval_every=10, checkpoint_every=4, name="every4",
+                            fit_overrides=dict(hidden=16, synthetic_per_class=5, classifier_epochs=1))
+    run(options, space=fixed_space, points=[])
+    (rows,) = trial_results(tmp_path / "rr" / "every4").values()
+    assert [r["step"] for r in rows if r.get("checkpoint_dir_name")] == [40]
+    with pytest.raises(ConfigError, match="checkpoint-every"):
+        SearchOptions(checkpoint_every=0)
+
+
 def test_cli_no_base_first():
     from search.run import parse
 
