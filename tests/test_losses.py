@@ -34,7 +34,7 @@ def test_centralizing_is_the_same_loss_for_every_choice_of_prototype_rows():
         w = weight.clone().requires_grad_()
         loss = centralizing(embedding[rows] @ w, rows, x, y, num_classes=40)
         loss.backward()
-        return float(loss), w.grad
+        return float(loss.detach()), w.grad
 
     by_unique, per_sample, every_class = (loss_and_grad(r) for r in (y.unique(), y, torch.arange(40)))
     for value, grad in (per_sample, every_class):
