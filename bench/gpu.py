@@ -1,6 +1,7 @@
 """GPU measurements for bench/gpu.sh: one SUN-shaped trial, and trials packed onto one GPU with Ray Tune.
 
-    python bench/gpu.py trial [--steps N]          # one trial in this process: seconds, peak GPU memory, val H
+    python bench/gpu.py trial [--steps N] [--tf32] # one trial in this process: seconds, peak GPU memory, val H
+                                                   # (--tf32: float32 matmuls in TF32 on the tensor cores)
     python bench/gpu.py pack --per-gpu K [--steps N] [--trials T]
                                                    # T trials (default K) through Ray Tune, K at once on the
                                                    # one GPU (--gpus-per-trial 1/K): aggregate trials/hour
@@ -34,6 +35,7 @@ def trial_config(steps: int, subnet_precision: str) -> dict:
 
 def one_trial(args: argparse.Namespace) -> dict:
     split = load_dataset(args.dataset, protocol="val")
+    torch.backends.cuda.matmul.fp32_precision = "tf32" if args.tf32 else "ieee"
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -43,6 +45,7 @@ def one_trial(args: argparse.Namespace) -> dict:
     train_seconds = result.history[-1]["train_seconds"]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     return {"stage": "trial", "dataset": args.dataset, "device": device, "subnet_precision": args.subnet_precision,
+            "matmul_fp32_precision": torch.backends.cuda.matmul.fp32_precision,
             "steps": args.steps, "seconds": round(seconds, 1), "train_seconds": round(train_seconds, 1),
             "steps_per_s": round(args.steps / train_seconds, 1),
             "peak_gpu_mb": None if peak is None else round(peak), "val_h": round(result.metrics["h"], 4)}
@@ -82,6 +85,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="stage", required=True)
     t = sub.add_parser("trial")
     t.add_argument("--steps", type=int, default=FitConfig.steps)
+    t.add_argument("--tf32", action="store_true", help="float32 matmuls in TF32 (H is reported: compare it)")
     k = sub.add_parser("pack")
     k.add_argument("--per-gpu", type=int, required=True)
     k.add_argument("--steps", type=int, default=2000)

@@ -9,6 +9,7 @@
 # SUBNET_PRECISION (float32, the default, or bfloat16), PYTHON (default .venv/bin/python).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the project, also for a python it is not installed in
 out=${1:-gpu-results.jsonl}
 python=${PYTHON:-.venv/bin/python}
 trial_steps=${TRIAL_STEPS:-11000}
