@@ -47,16 +47,21 @@ class IZF(nn.Module):
     def decode(self, semantic: Tensor, free: Tensor) -> Tensor:
         return self.flow.inverse(torch.cat([semantic, free], dim=1))
 
+    @property
+    def free_dim(self) -> int:
+        return self.flow.features - self.semantic_dim
+
+    def free_noise(self, n: int, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """temperature * z for n samples, z ~ N(0, I) of the free factor's size."""
+        codes = self.class_codes
+        return temperature * torch.randn(n, self.free_dim, device=codes.device, dtype=codes.dtype, generator=generator)
+
     def generate(self, labels: Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """Features for classes `labels` (N,): f^{-1}([code_y; temperature * z]), z ~ N(0, I)."""
-        codes = self.class_codes[labels]
-        free = torch.randn(
-            labels.shape[0], self.flow.features - self.semantic_dim,
-            device=codes.device, dtype=codes.dtype, generator=generator,
-        )
-        return self.decode(codes, temperature * free)
+        free = self.free_noise(labels.shape[0], temperature=temperature, generator=generator)
+        return self.decode(self.class_codes[labels], free)
 
     def prototypes(self, labels: Tensor) -> Tensor:
         """The image of each class's prior mode, f^{-1}([code_y; 0])."""
         codes = self.class_codes[labels]
-        return self.decode(codes, codes.new_zeros(codes.shape[0], self.flow.features - self.semantic_dim))
+        return self.decode(codes, codes.new_zeros(codes.shape[0], self.free_dim))

@@ -159,16 +159,24 @@ def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, 
         x = x + c.input_noise * torch.rand(x.shape, device=x.device, generator=g)
     semantic, free, ladj = model.encode(x)
     l_flow = flow_nll(semantic, free, ladj, model.class_codes[y], semantic_weight=c.semantic_weight)
-    zero = l_flow.new_zeros(())
-    l_c = zero
+    # Seen prototypes f^{-1}([code; 0]) and generated unseen features f^{-1}([code; tau z]): one inverse pass.
+    labels, free = [], []
     if c.centralizing_weight:
         rows = _prototype_classes(y, data, static_shapes=y.is_cuda)
-        l_c = centralizing(model.prototypes(rows), rows, x, y, num_classes=data.n_seen)
-    l_mmd = zero
+        labels.append(rows)
+        free.append(x.new_zeros(rows.shape[0], model.free_dim))
     if c.mmd_weight:
         pick = torch.randint(0, data.unseen_classes.shape[0], (x.shape[0],), device=x.device, generator=g)
-        fake = model.generate(data.unseen_classes[pick], temperature=c.temperature, generator=g)
-        l_mmd = -mmd(x, fake, widths=c.mmd_widths)
+        labels.append(data.unseen_classes[pick])
+        free.append(model.free_noise(x.shape[0], temperature=c.temperature, generator=g))
+    decoded = list(model.decode(model.class_codes[torch.cat(labels)], torch.cat(free)).split(
+        [f.shape[0] for f in free])) if labels else []
+    zero = l_flow.new_zeros(())
+    l_c = l_mmd = zero
+    if c.centralizing_weight:
+        l_c = centralizing(decoded.pop(0), rows, x, y, num_classes=data.n_seen)
+    if c.mmd_weight:
+        l_mmd = -mmd(x, decoded.pop(0), widths=c.mmd_widths)
     total = l_flow + c.centralizing_weight * l_c + c.mmd_weight * l_mmd
     return torch.stack([total, l_flow, l_c, l_mmd])
 
