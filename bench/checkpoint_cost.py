@@ -26,7 +26,7 @@ import torch
 from izf.data import load_dataset
 from izf.device import choose_device
 from izf.evaluate import DeviceSplit
-from izf.training import FitConfig, _Batches, _train_step, build_model
+from izf.training import FitConfig, _start_training, _train_step
 
 
 def seconds(fn: "callable", repeat: int) -> float:
@@ -56,10 +56,7 @@ def main() -> None:
     split = load_dataset(args.dataset, protocol="val")
     config = FitConfig(depth=args.depth, hidden=args.hidden, device=str(device))
     data = DeviceSplit(split, device)
-    model = build_model(config, data.attributes, split.feature_dim).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    g = torch.Generator(device).manual_seed(0)
-    batches = _Batches(data.train_x.shape[0], config.batch_size, g)
+    model, optimizer, g, batches = _start_training(config, data, device)
     _train_step(model, optimizer, data, batches, config, g)  # Adam's moments exist from here on
 
     def step() -> None:

@@ -26,17 +26,13 @@ import torch  # noqa: E402
 from izf.data import load_dataset  # noqa: E402
 from izf.device import choose_device  # noqa: E402
 from izf.evaluate import DeviceSplit  # noqa: E402
-from izf.training import FitConfig, _Batches, _train_step, build_model  # noqa: E402
+from izf.training import FitConfig, _start_training, _train_step  # noqa: E402
 
 
-def trainer(config: FitConfig, data: DeviceSplit, feature_dim: int, device: torch.device, *,
-            compiled: bool) -> "callable":
-    model = build_model(config, data.attributes, feature_dim).to(device)
+def trainer(config: FitConfig, data: DeviceSplit, device: torch.device, *, compiled: bool) -> "callable":
+    model, optimizer, g, batches = _start_training(config, data, device)
     if compiled:
         model.flow = torch.compile(model.flow)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    g = torch.Generator(device).manual_seed(config.seed)
-    batches = _Batches(data.train_x.shape[0], config.batch_size, g)
 
     def steps(n: int) -> float:
         started = time.perf_counter()
@@ -63,11 +59,11 @@ def main() -> None:
     split = load_dataset(args.dataset, protocol="val")
     config = FitConfig(subnet_precision=args.subnet_precision, device=str(device))
     data = DeviceSplit(split, device)
-    eager = trainer(config, data, split.feature_dim, device, compiled=False)
+    eager = trainer(config, data, device, compiled=False)
     eager_warmup = eager(args.warmup)
-    cold_warmup = trainer(config, data, split.feature_dim, device, compiled=True)(args.warmup)
+    cold_warmup = trainer(config, data, device, compiled=True)(args.warmup)
     torch._dynamo.reset()  # forget the compiled code, keep inductor's cache on disk
-    compiled = trainer(config, data, split.feature_dim, device, compiled=True)
+    compiled = trainer(config, data, device, compiled=True)
     warm_warmup = compiled(args.warmup)
     eager_total = compiled_total = 0.0
     for _ in range(args.rounds):

@@ -61,7 +61,3 @@ class IZF(nn.Module):
         free = self.free_noise(labels.shape[0], temperature=temperature, generator=generator)
         return self.decode(self.class_codes[labels], free)
 
-    def prototypes(self, labels: Tensor) -> Tensor:
-        """The image of each class's prior mode, f^{-1}([code_y; 0])."""
-        codes = self.class_codes[labels]
-        return self.decode(codes, codes.new_zeros(codes.shape[0], self.free_dim))

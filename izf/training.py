@@ -181,6 +181,15 @@ def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, 
     return torch.stack([total, l_flow, l_c, l_mmd])
 
 
+def _start_training(c: FitConfig, data: DeviceSplit, device: torch.device
+                    ) -> tuple[IZF, torch.optim.Optimizer, torch.Generator, _Batches]:
+    """What fit trains, on `device`: the model, its Adam, the random stream, the batch order."""
+    model = build_model(c, data.attributes, data.train_x.shape[1]).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    g = torch.Generator(device).manual_seed(c.seed)
+    return model, optimizer, g, _Batches(data.train_x.shape[0], c.batch_size, g)
+
+
 def _train_step(model: IZF, optimizer: torch.optim.Optimizer, data: DeviceSplit, batches: _Batches, c: FitConfig,
                 g: torch.Generator) -> torch.Tensor:
     """One optimisation step; returns the loss terms, left on the device (reading them would sync)."""
@@ -237,10 +246,7 @@ def fit(
         c = FitConfig.from_dict(resume["config"])
     device = choose_device(c.device)
     tensors = DeviceSplit(data, device)
-    model = build_model(c, tensors.attributes, data.feature_dim).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    g = torch.Generator(device).manual_seed(c.seed)
-    batches = _Batches(tensors.train_x.shape[0], c.batch_size, g)
+    model, optimizer, g, batches = _start_training(c, tensors, device)
     step, train_seconds, eval_seconds, best, history = 0, 0.0, 0.0, {"h": -1.0}, []
     if resume is not None:
         model.load_state_dict(resume["model"])

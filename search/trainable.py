@@ -73,12 +73,11 @@ def train_izf(config: dict, *, split: Split, base: dict, checkpoint_every: int =
 
     def report(metrics: dict) -> None:
         folder = pending.pop()
-        if folder is None:
-            tune.report({**metrics, **memory})
-            return
         try:
-            tune.report({**metrics, **memory}, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**metrics, **memory},
+                        checkpoint=None if folder is None else tune.Checkpoint.from_directory(folder))
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
     izf.fit(split, fit_config, report=report, checkpoint=save, resume=resume)

@@ -163,15 +163,12 @@ def test_prototype_classes_have_a_shape_known_before_the_batch(toy_split):
 @pytest.mark.parametrize("dataset", ["toy", "synthetic-sun"])  # every seen class / one row per sample
 def test_training_steps_never_wait_for_the_gpu(dataset):
     from izf.evaluate import DeviceSplit
-    from izf.training import _Batches, _train_step, build_model
+    from izf.training import _start_training, _train_step
 
     split, config = load_dataset(dataset, protocol="val"), FitConfig(depth=2, hidden=64, mixing="lu")
     device = torch.device("cuda")
     data = DeviceSplit(split, device)
-    model = build_model(config, data.attributes, split.feature_dim).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    g = torch.Generator(device).manual_seed(0)
-    batches = _Batches(data.train_x.shape[0], config.batch_size, g)
+    model, optimizer, g, batches = _start_training(config, data, device)
     _train_step(model, optimizer, data, batches, config, g)  # first step: lazy state, allocations
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
