@@ -42,11 +42,11 @@ def search(folder: Path, name: str, sampler: str, scheduler: str, trials: int, s
                "--sampler", sampler, "--scheduler", scheduler, "--seed", str(seed), "--sampler-seed", str(sampler_seed),
                "--max-steps", str(steps),
                "--eval-every", str(eval_every), "--storage-path", str(folder), "--name", name, "--no-tracking",
-               "--no-base-first"]
+               "--no-base-first", "--json"]
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.exit(f"search/run.py failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    reports = [row for _, rows in trial_reports(folder / name) for row in rows]
+    reports = [row for _, rows in trial_reports(json.loads(out.stdout)["folder"]) for row in rows]
     return sorted(reports, key=lambda r: r["timestamp"])  # Ray stamps reports to the second
 
 

@@ -85,13 +85,13 @@ def search(folder: Path, name: str, dataset: str, trials: int, concurrent: int, 
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--dataset", dataset, "--num-samples", str(trials),
                "--max-concurrent", str(concurrent), "--scheduler", "none", "--max-steps", str(steps),
                "--eval-every", str(eval_every), "--storage-path", str(folder / "ray"), "--name", name,
-               "--mlflow-uri", f"sqlite:///{folder / 'mlflow.db'}", "--no-promote", *extra]
+               "--mlflow-uri", f"sqlite:///{folder / 'mlflow.db'}", "--no-promote", "--json", *extra]
     with PeakMemory() as memory:
         out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.exit(f"search/run.py failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    experiment = folder / "ray" / name
-    record = json.loads((experiment / "izf_search.json").read_text())
+    experiment = Path(json.loads(out.stdout)["folder"])
+    record = json.loads((experiment / "izf_search.json").read_text())["final"]
     return record, [reports[-1] for _, reports in trial_reports(experiment)], memory.peak
 
 

@@ -1,7 +1,10 @@
 """`fit`: train one IZF model on a split, evaluating, reporting and checkpointing as it goes."""
 
 import copy
+import math
+import numbers
 import time
+import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
@@ -67,7 +70,8 @@ class FitConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        self.mmd_widths = tuple(float(w) for w in self.mmd_widths)
+        for f in fields(self):
+            setattr(self, f.name, _checked(f.name, getattr(self, f.name), f.type))
         positive = ("depth", "hidden", "clamp", "lr", "batch_size", "steps", "synthetic_per_class",
                     "classifier_lr", "classifier_epochs", "check_every", "temperature", "grad_clip")
         for name in positive:
@@ -87,6 +91,8 @@ class FitConfig:
             raise ConfigError(f"select_by must be one of {CLASSIFIERS}, got {self.select_by!r}")
         if not self.mmd_widths or min(self.mmd_widths) <= 0:
             raise ConfigError(f"mmd_widths must be positive numbers, got {self.mmd_widths}")
+        if self.latent_split is not None and self.latent_split < 1:
+            raise ConfigError(f"latent_split must be >= 1 (or None: the attribute dim), got {self.latent_split}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "FitConfig":
@@ -96,6 +102,35 @@ class FitConfig:
         if unknown:
             raise ConfigError(f"unknown FitConfig option(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+
+def _checked(name: str, value: object, kind: object) -> object:
+    """`value` as the field's type (int, float, str, optional, tuple of floats); floats must be finite.
+
+    The values come from JSON on the command line and from search spaces, so a float where an int
+    belongs, a bool for a number or NaN are named here instead of failing deep inside training.
+    """
+    if isinstance(kind, types.UnionType):  # `int | None`, `str | None`
+        if value is None:
+            return None
+        (kind,) = [k for k in kind.__args__ if k is not type(None)]
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
+    if isinstance(value, str) or not hasattr(value, "__iter__"):  # tuple[float, ...]
+        raise ConfigError(f"{name} must be a list of numbers, got {value!r}")
+    return tuple(_checked(name, v, float) for v in value)
 
 
 @dataclass
@@ -112,7 +147,7 @@ class FitResult:
 
 def build_model(config: FitConfig, attributes: torch.Tensor, feature_dim: int) -> IZF:
     """The IZF for a split's class attributes (C, A): flow, latent split and class codes P c_y."""
-    d_s = config.latent_split or attributes.shape[1]
+    d_s = attributes.shape[1] if config.latent_split is None else config.latent_split
     if not 1 <= d_s < feature_dim:
         raise ConfigError(f"latent_split must be in [1, {feature_dim - 1}] for {feature_dim}-d features, got {d_s}")
     torch.manual_seed(config.seed)

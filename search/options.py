@@ -1,5 +1,7 @@
 """Options of one search, checked before any trial starts."""
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +34,8 @@ class SearchOptions:
     seed: int = 0
     name: str | None = None  # None: izf-<dataset>
     storage_path: str = "ray_results"
-    resume: bool = False
+    resume: bool | str = False  # True: the newest search of this name; a search id: that one
+    search_id: str | None = None  # set by `run`: a new id, or the resumed search's
     study_storage: str | None = None  # an Optuna RDB URL, e.g. sqlite:////abs/path/optuna.db
     time_budget_s: float | None = None
     max_failures: int = 2
@@ -42,6 +45,7 @@ class SearchOptions:
     fixed_params: dict = field(default_factory=dict)  # parameters of the search space held at one value
     start_from_base: bool = True  # evaluate the dataset's base config first (False: the sampler alone)
     sampler_seed: int | None = None  # None: seed; another value draws other points on the same split
+    verbose: bool = False  # Ray's own progress tables and the trials' logs on the console
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -56,15 +60,43 @@ class SearchOptions:
             raise ConfigError(
                 f"--sampler {self.sampler} is single-objective; use nsga2, tpe or random with --objective multi"
             )
-        for name in ("num_samples", "max_concurrent", "final_seeds", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("cpus_per_trial", "gpus_per_trial", "time_budget_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+                raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r}")
+        for name in ("num_samples", "max_concurrent", "final_seeds", "checkpoint_every", "max_steps", "grace_steps",
+                     "eval_every"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{_flag(name)} must be >= 1, got {getattr(self, name)}")
+        for name, why in (("seed", ""), ("sampler_seed", ""),
+                          ("max_failures", " (the retries of a failed trial; there is no 'forever')")):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"{_flag(name)} must be >= 0{why}, got {getattr(self, name)}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise ConfigError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
         if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
             raise ConfigError(f"--gpus-per-trial above 1 must be whole, got {self.gpus_per_trial}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ConfigError(f"--time-budget must be > 0 seconds, got {self.time_budget_s}")
+        if self.max_steps is not None:
+            self.check_steps(self.max_steps)
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
+            raise ConfigError(f"--name must be a plain folder name (no '/', not starting with '.'), got {self.name!r}")
+
+    def check_steps(self, max_steps: int) -> None:
+        """--eval-every and --grace-steps must fit in a trial of `max_steps` steps."""
+        for name in ("eval_every", "grace_steps"):
+            if getattr(self, name) is not None and getattr(self, name) > max_steps:
+                raise ConfigError(f"{_flag(name)} {getattr(self, name)} is more than a trial's {max_steps} steps "
+                                  "(--max-steps, else the dataset preset's); lower it or raise --max-steps")
+
+    def to_record(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, values: dict) -> "SearchOptions":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
     @property
     def sampler_stream(self) -> int:
@@ -83,5 +115,17 @@ class SearchOptions:
         return str(Path(self.storage_path).expanduser().resolve())
 
     @property
-    def experiment_path(self) -> str:
+    def name_folder(self) -> str:
+        """Where the searches of this name keep their folders: <storage>/<name>."""
         return f"{self.storage_uri.rstrip('/')}/{self.experiment_name}"
+
+    @property
+    def experiment_path(self) -> str:
+        """This search's own folder (Ray's experiment folder): <storage>/<name>/<search id>."""
+        if self.search_id is None:
+            raise ValueError("the search has no id yet: search.run assigns it")
+        return f"{self.name_folder}/{self.search_id}"
+
+
+def _flag(name: str) -> str:
+    return "--" + {"time_budget_s": "time_budget"}.get(name, name).replace("_", "-")

@@ -1,11 +1,17 @@
 """Search IZF hyperparameters with Ray Tune and Optuna; choose on validation classes, report test once.
 
-    python search/run.py --dataset synthetic              # local Ray, built-in data, ~5 min on 2 cores
+    python search/run.py --dataset synthetic              # local Ray, built-in data, ~3 min on 2 cores
     python search/run.py --dataset sun --address auto --gpus-per-trial 0.25 --num-samples 200
+    python search/run.py --resume --name izf-sun          # continue the newest search of that name
+
+Every search gets a folder of its own, <storage>/<name>/<search id>; Ctrl-C (or SIGTERM) stops it
+with its state saved, and --resume continues it. Exit status: 0 done, 1 error, 130 interrupted.
 """
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -15,70 +21,97 @@ if __package__ in (None, ""):  # run as `python search/run.py`: make the project
 from izf.data import DATASET_NAMES  # noqa: E402
 from izf.errors import ConfigError, IZFError  # noqa: E402
 from search.options import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchOptions  # noqa: E402
+from search.record import finite_json  # noqa: E402
+
+TRACKING_FLAGS = ("mlflow_uri", "experiment", "no_promote", "no_tracking", "json")
 
 
-def parse(argv: list[str] | None) -> tuple[SearchOptions, dict]:
-    p = argparse.ArgumentParser(prog="python search/run.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="synthetic", help=f"one of {', '.join(DATASET_NAMES)} (default synthetic)")
+def _parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """The CLI; with defaults=False, parsing yields only the flags given (to tell them apart on --resume)."""
+    def d(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    p = argparse.ArgumentParser(prog="python search/run.py", description=__doc__, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=None if defaults else argparse.SUPPRESS)
+    p.add_argument("--dataset", default=d("synthetic"), help=f"one of {', '.join(DATASET_NAMES)} (default synthetic)")
     p.add_argument("--data-root", help="folder holding <NAME>/res101.mat and att_splits.mat ($IZF_DATA)")
     p.add_argument("--address", help="Ray cluster to join: 'auto' (after `ray up cluster.yaml`) or ray://host:10001; "
                                      "default: start a local Ray instance on this machine")
-    p.add_argument("--num-samples", type=int, default=12, help="trials to run (default 12)")
-    p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once (default 2)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (and torch threads) per trial")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+    p.add_argument("--num-samples", type=int, default=d(12), help="trials to run (default 12)")
+    p.add_argument("--max-concurrent", type=int, default=d(2), help="trials running at once (default 2)")
+    p.add_argument("--cpus-per-trial", type=float, default=d(1.0), help="CPUs (and torch threads) per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=d(0.0),
                    help="GPUs per trial; fractions pack trials onto one GPU (0.25: four per GPU)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default tpe)")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
+    p.add_argument("--sampler", choices=SAMPLERS, default=d("tpe"), help="Optuna sampler (default tpe)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d("asha"),
                    help="asha: stop trials whose best validation H lags (default); none: run all to the end")
-    p.add_argument("--objective", choices=OBJECTIVES, default="single",
+    p.add_argument("--objective", choices=OBJECTIVES, default=d("single"),
                    help="single: validation H; multi: validation H and training seconds (Pareto front; "
                         "needs --scheduler none)")
     p.add_argument("--max-steps", type=int, help="training steps of a full trial (default: the dataset preset)")
     p.add_argument("--grace-steps", type=int, help="ASHA: steps every trial gets before it may be stopped")
     p.add_argument("--eval-every", type=int, help="steps between validation evaluations (reports)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the data split and the trials")
-    p.add_argument("--name", help="experiment name (default izf-<dataset>); also the Optuna study name")
-    p.add_argument("--storage-path", default="ray_results",
+    p.add_argument("--seed", type=int, default=d(0), help="seeds the sampler, the data split and the trials")
+    p.add_argument("--name", help="the search's name (default izf-<dataset>): its folder <storage>/<name>/ holds "
+                                  "one folder per search; also the Optuna study name")
+    p.add_argument("--storage-path", default=d("ray_results"),
                    help="where Ray keeps results and checkpoints: a local folder (default ./ray_results), "
                         "a shared mount, or s3://bucket/path on a cluster")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of this --name")
+    p.add_argument("--resume", nargs="?", const=True, default=d(False), metavar="SEARCH_ID",
+                   help="continue the newest search of this --name (or the one with this id) where it stopped, "
+                        "with the settings it was started with; a finished one is only recorded to MLflow again")
     p.add_argument("--study-storage", help="Optuna RDB URL (sqlite:////abs/optuna.db, postgresql://...): a later "
                                            "search with the same --name continues the same study")
     p.add_argument("--time-budget", type=float, dest="time_budget_s",
-                   help="stop starting trials after this many seconds")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
+                   help="end the search after this many seconds (running trials are cut)")
+    p.add_argument("--max-failures", type=int, default=d(2), help="retries of a failed trial from its checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=d(1), metavar="K",
                    help="a checkpoint with every K-th report (default 1); each is the model and Adam state, "
                         "~360 MB at SUN's shapes: a larger K writes less to --storage-path, a retry redoes more")
-    p.add_argument("--final-seeds", type=int, default=1,
+    p.add_argument("--final-seeds", type=int, default=d(1),
                    help="retrain the chosen config with N seeds and report mean and spread of test U/S/H")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///"
                                         "<cwd>/mlflow.db); http://host:5000 for a shared server")
     p.add_argument("--experiment", help="MLflow experiment (default izf-<dataset>)")
-    p.add_argument("--no-promote", action="store_true",
+    p.add_argument("--no-promote", action="store_true", default=d(False),
                    help="register the chosen model but leave the 'champion' alias where it is")
-    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow at all")
+    p.add_argument("--no-tracking", action="store_true", default=d(False), help="do not log to MLflow at all")
     p.add_argument("--sampler-seed", type=int,
                    help="seed of the Optuna sampler alone (default: --seed); the split and trials keep --seed")
-    p.add_argument("--no-base-first", action="store_false", dest="start_from_base",
+    p.add_argument("--no-base-first", action="store_false", dest="start_from_base", default=d(True),
                    help="do not evaluate the dataset's base config as the first trial (e.g. to compare samplers)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="fit_overrides",
+    p.add_argument("--set", action="append", default=d([]), metavar="KEY=VALUE", dest="fit_overrides",
                    help="a fixed FitConfig value for every trial, e.g. --set subnet_precision=bfloat16 "
                         "--set mixing=lu (repeatable; VALUE is read as JSON, else as a string)")
-    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", dest="fixed_params",
+    p.add_argument("--fix", action="append", default=d([]), metavar="NAME=VALUE", dest="fixed_params",
                    help="hold a parameter of the search space at one value, e.g. --fix depth=5 --fix hidden_scale=0.5 "
                         "(repeatable; VALUE is read as JSON; Optuna's PartialFixedSampler samples the rest)")
-    args = vars(p.parse_args(argv))
-    args["fixed_params"] = dict(_key_value(item, "--fix wants NAME=VALUE (a search-space parameter)")
-                                for item in args["fixed_params"])
-    args["fit_overrides"] = dict(_key_value(item, "--set wants KEY=VALUE (a FitConfig field)")
-                                 for item in args["fit_overrides"])
+    p.add_argument("-v", "--verbose", action="store_true", default=d(False),
+                   help="Ray's own progress tables and the trials' log lines instead of the compact progress")
+    p.add_argument("--json", action="store_true", default=d(False),
+                   help="print one JSON object of the outcome on stdout (everything else goes to stderr)")
+    return p
+
+
+def _converted(args: dict) -> dict:
+    if "fixed_params" in args:
+        args["fixed_params"] = dict(_key_value(item, "--fix wants NAME=VALUE (a search-space parameter)")
+                                    for item in args["fixed_params"])
+    if "fit_overrides" in args:
+        args["fit_overrides"] = dict(_key_value(item, "--set wants KEY=VALUE (a FitConfig field)")
+                                     for item in args["fit_overrides"])
+    return args
+
+
+def parse(argv: list[str] | None) -> tuple[SearchOptions, dict, dict]:
+    """(the search's options, the CLI's own flags, the flags given explicitly)."""
+    args = _converted(vars(_parser().parse_args(argv)))
+    given = _converted(vars(_parser(defaults=False).parse_args(argv)))
     if args["fit_overrides"]:
         _check_overrides(args["fit_overrides"])
-    tracking = {k: args.pop(k) for k in ("mlflow_uri", "experiment", "no_promote", "no_tracking")}
-    return SearchOptions(**args), tracking
+    flags = {k: args.pop(k) for k in TRACKING_FLAGS}
+    return SearchOptions(**args), flags, given
 
 
 def _check_overrides(overrides: dict) -> None:
@@ -107,37 +140,140 @@ def _key_value(item: str, usage: str) -> tuple[str, object]:
         return key, value
 
 
-def main(argv: list[str] | None = None) -> int:
+def _tracking_of(record: "SearchRecord | None", flags: dict, given: dict, dataset: str) -> dict:  # noqa: F821
+    """Where to record: a resumed search keeps what it recorded to (a different --mlflow-uri is refused)."""
+    from tracking import default_tracking_uri
+
+    new = {"mlflow_uri": flags["mlflow_uri"] or default_tracking_uri(),
+           "experiment": flags["experiment"] or f"izf-{dataset.lower()}", "enabled": not flags["no_tracking"]}
+    if record is None:
+        return new
+    old = record.get("notes", {}).get("tracking") or new
+    for key, flag in (("mlflow_uri", "mlflow-uri"), ("experiment", "experiment")):
+        if key in given and given[key] != old[key]:
+            raise ConfigError(f"--{flag} {given[key]}: this search records to {old[key]}; resume it with the same "
+                              f"--{flag} (or none), or copy it there afterwards with python -m tracking.sync")
+    return {**old, "enabled": old["enabled"] and not flags["no_tracking"]}
+
+
+def _resume_command(options: SearchOptions) -> str:
+    command = f"python search/run.py --resume --name {options.experiment_name}"
+    if options.storage_path != "ray_results":
+        command += f" --storage-path {options.storage_path}"
+    if options.address:
+        command += f" --address {options.address}"
+    return command
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> "Iterator[None]":  # noqa: F821
+    """While the driver closes its MLflow runs, a second Ctrl-C must not leave them half closed."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        options, flags = parse(argv)
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out, json_out = sys.stdout, "--json" in argv
+    options, tracker, outcome = None, None, {}
+    try:
+        options, flags, given = parse(argv)
+        if json_out:
+            sys.stdout = sys.stderr  # the JSON object alone on stdout
+        from search.lifecycle import conflicting_options, open_search
+
+        options, record = open_search(options)
+        if record is not None:
+            conflicts = conflicting_options(options, given)
+            if conflicts:
+                raise ConfigError(f"--resume continues search {options.search_id} with the settings it was started "
+                                  f"with, so these cannot change: {'; '.join(conflicts)}; drop them, or start a new "
+                                  "search without --resume")
+        tracking = _tracking_of(record, flags, given, options.dataset)
+        on_start = None
+        if tracking["enabled"]:
+            from tracking import Tracker
+            from tracking.search_tracking import start_hook
+
+            tracker = Tracker(tracking["mlflow_uri"], tracking["experiment"])
+            tracker.connect()
+            on_start = start_hook(tracker)
         from search.summary import print_summary
         from search.tuner import run
 
-        if flags["no_tracking"]:
-            print_summary(run(options))
-            return 0
-        from tracking import Tracker, default_tracking_uri
-        from tracking.search_tracking import record_result, start_hook
-
-        tracker = Tracker(flags["mlflow_uri"] or default_tracking_uri(),
-                          flags["experiment"] or f"izf-{options.dataset.lower()}")
-        result = run(options, on_start=start_hook(tracker, options))
+        result = run(options, on_start=on_start, notes={"tracking": tracking})
         print_summary(result)
-        recorded = record_result(tracker, options, result, promote_champion=not flags["no_promote"])
-        print_tracking(tracker, recorded)
+        outcome = {"status": "finished", **_result_json(result)}
+        if tracker is not None:
+            from tracking.search_tracking import record_result
+
+            recorded = record_result(tracker, result, promote_champion=not flags["no_promote"])
+            print_tracking(tracker, recorded)
+            outcome["mlflow"] = {"uri": tracker.uri, "experiment": tracker.experiment, **recorded,
+                                 "failed_calls": tracker.failures}
+        code = 0
+    except KeyboardInterrupt as e:  # SearchInterrupted, or a Ctrl-C before the search caught signals
+        with _signals_ignored():
+            if tracker is not None:
+                tracker.end("interrupted")
+        signal_name = getattr(e, "signal_name", "SIGINT")
+        outcome = {"status": "interrupted", "signal": signal_name}
+        if options is not None and options.search_id is not None and _has_record(options):
+            outcome["resume"] = _resume_command(options)
+            print(f"interrupted ({signal_name}): continue with {outcome['resume']}", file=sys.stderr)
+        else:
+            print(f"interrupted ({signal_name}) before the search began; nothing to resume", file=sys.stderr)
+        code = 130
     except IZFError as e:
+        with _signals_ignored():
+            if tracker is not None:
+                tracker.end("failed", str(e))
+        outcome = {"status": "failed", "error": str(e)}
         print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    except BaseException as e:
+        if tracker is not None:
+            with _signals_ignored():
+                tracker.end("failed", f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        sys.stdout = out
+    if json_out:
+        if options is not None and options.search_id is not None:
+            outcome = {"search_id": options.search_id, "name": options.experiment_name,
+                       "folder": options.experiment_path, **outcome}
+        print(json.dumps(finite_json(outcome), allow_nan=False, default=str))
+    return code
+
+
+def _has_record(options: SearchOptions) -> bool:
+    from search.record import SearchRecord
+
+    return SearchRecord.load(options.experiment_path) is not None
+
+
+def _result_json(result: "SearchResult") -> dict:  # noqa: F821
+    return {"chosen_trial": result.chosen_trial, "best_config": result.best_config, "val": result.best_val,
+            "test": result.test, "test_spread": result.test_spread, "n_trials": result.n_trials,
+            "n_errors": result.n_errors}
 
 
 def print_tracking(tracker: "Tracker", recorded: dict) -> None:  # noqa: F821
     print(f"\nMLflow ({tracker.uri}): experiment {tracker.experiment!r}, parent run {recorded.get('parent_run_id')}")
-    if "version" in recorded:
-        state = {True: "now the champion", False: "the champion stays", None: "not promoted"}[recorded.get("champion")]
-        print(f"  model {recorded['model_name']} version {recorded['version']}: {state}")
+    if recorded.get("version") is not None:
+        how = "registered:" if recorded["registered"] else "registered earlier by this search:"
+        state = {True: "now the champion", False: "the champion stays (a version with a higher validation H on "
+                 "the same data)", None: "not promoted (--no-promote)"}[recorded.get("champion")]
+        print(f"  model {recorded['model_name']} version {recorded['version']} {how} {state}")
+    else:
+        print("  no model version registered")
     if tracker.failures:
-        print(f"  {tracker.failures} MLflow calls failed; run `python -m tracking.sync <ray experiment dir>`")
+        print(f"  {tracker.failures} MLflow calls failed; once MLflow is back: python -m tracking.sync "
+              f"{tracker.sync_target}")
 
 
 if __name__ == "__main__":

@@ -1,40 +1,48 @@
 """Print what a search found: top trials, the chosen config, its test U/S/H."""
 
-from search.tuner import SHOWN, SearchResult
+import textwrap
+
+from search.tuner import SearchResult
 
 __all__ = ["print_summary", "top_trials"]
 
-PARAMS_SHOWN = 10
+PARAMS_SHOWN = 12
+WIDTH = 110
 
 
 def top_trials(result: SearchResult, n: int = 5) -> "pd.DataFrame":  # noqa: F821
     df = result.trials.sort_values("best_h", ascending=False).head(n)
     params = [c for c in df.columns if c.startswith("config/")][:PARAMS_SHOWN]
-    metrics = [c for c in SHOWN if c in df.columns]
-    out = df[["trial_id", *params, *metrics]].copy()
+    metrics = [c for c in ("best_h", "softmax_u", "softmax_s", "step") if c in df.columns]
+    out = df[["trial_id", *metrics, *params]].copy()
     out.columns = [c.removeprefix("config/") for c in out.columns]
-    return out
+    return out.rename(columns={"best_h": "val_H", "softmax_u": "U", "softmax_s": "S"})
 
 
 def print_summary(result: SearchResult) -> None:
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
-        print(f"\n=== {result.n_trials} trials ({result.n_errors} errored) in {result.experiment_path} ===")
-        print("top trials by best validation H:")
+    minutes, seconds = divmod(int(result.search_seconds), 60)
+    print(f"\n=== search {result.search_id}: {result.n_trials} trials ({result.n_errors} failed) in {minutes} min "
+          f"{seconds:02d} s ===\n{result.experiment_path}")
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 3):
+        print("top trials by validation H:")
         print(top_trials(result).to_string(index=False))
         if result.pareto is not None:
             print("\nPareto front (validation H vs training seconds):")
             print(result.pareto[["trial_id", "best_h", "train_seconds"]].to_string(index=False))
-    print("\nchosen config (FitConfig):")
-    for k, v in result.best_config.items():
-        print(f"  {k} = {v}")
+    config = " ".join(f"{k}={v}" for k, v in result.best_config.items())
+    print(textwrap.fill(config, WIDTH, initial_indent=f"chosen: trial {result.chosen_trial}: ",
+                        subsequent_indent="    "))
     val = result.best_val
-    print(f"\nvalidation (chosen trial): H {100 * val['best_h']:.2f}  at step {int(val.get('step', 0))}")
-    seeds = "" if not any(result.test_spread.values()) else " (mean ± std over final seeds)"
+    cells = "  ".join(f"{k.removeprefix('softmax_').upper()} {100 * val[k]:.2f}" for k in ("softmax_u", "softmax_s")
+                      if k in val)
+    print(f"validation (chosen trial): H {100 * val['best_h']:.2f} at step {int(val.get('step', 0))}  ({cells})")
+    seeds = "" if result.final_seeds < 2 else f" (mean ± std over {result.final_seeds} seeds)"
     print(f"test, measured once{seeds}:")
     for name in ("softmax", "nbc"):
         cells = [f"{k.upper() if k != 'zsl_t1' else 'T1'} {100 * result.test[f'{name}_{k}']:.2f}"
                  + (f" ± {100 * result.test_spread[f'{name}_{k}']:.2f}" if seeds else "")
                  for k in ("u", "s", "h", "zsl_t1")]
         print(f"  {name:<8} " + "  ".join(cells))
+

@@ -1,25 +1,32 @@
 """`run`: load the data once, search on validation classes with Ray Tune + Optuna, then measure the choice on test."""
 
 import dataclasses
+import hashlib
+import json
 import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from izf.data import load_benchmark, make_split
-from izf.errors import ConfigError
 from izf.presets import feature_scaling, preset
 from izf.training import FitConfig
+from search.callbacks import DriverCallbacks
+from search.cluster import check_address, check_resources, start_ray
+from search.interrupt import Interruption, SearchInterrupted
+from search.lifecycle import SearchFailed, check_storage, open_search
+from search.lock import NameLock
 from search.options import SearchOptions
+from search.progress import Progress, error_line, print_header, quiet_console
+from search.record import SearchRecord
+from search.sampling import METRIC, MODE, check_fixed, check_study_storage, make_searcher, study_has_trials
 from search.space import default_point, space, to_fit_options
 
 __all__ = ["SearchResult", "SearchStart", "run"]
 
-METRIC, MODE = "best_h", "max"
 SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "train_seconds"]
 
 
@@ -32,15 +39,24 @@ class SearchStart:
     base: dict  # FitConfig fields every trial starts from
     feature_dim: int
     attribute_dim: int
+    interruption: Interruption = field(default_factory=Interruption)
+    resumed: bool = False  # a --resume of an earlier search (its parent run exists)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether SIGINT or SIGTERM has stopped the search (trials cut now are to be continued, not done)."""
+        return self.interruption.requested
 
     def describe(self) -> dict:
         """The search's settings as plain values (the parent run's params; izf_search.json)."""
         o = self.options
-        return {"dataset": o.dataset, "sampler": o.sampler, "scheduler": o.scheduler, "objective": o.objective,
-                "num_samples": o.num_samples, "max_steps": self.base["steps"], "seed": o.seed,
-                "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s, "start_from_base": o.start_from_base,
-                "sampler_seed": o.sampler_stream, "fixed_params": o.fixed_params,
-                "checkpoint_every": o.checkpoint_every,
+        return {"dataset": o.dataset, "name": o.experiment_name, "sampler": o.sampler, "scheduler": o.scheduler,
+                "objective": o.objective, "num_samples": o.num_samples, "max_concurrent": o.max_concurrent,
+                "max_steps": self.base["steps"], "grace_steps": _grace_steps(o, self.base),
+                "seed": o.seed, "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s,
+                "start_from_base": o.start_from_base, "sampler_seed": o.sampler_stream,
+                "fixed_params": o.fixed_params, "checkpoint_every": o.checkpoint_every,
+                "cpus_per_trial": o.cpus_per_trial, "gpus_per_trial": o.gpus_per_trial, "max_failures": o.max_failures,
                 "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
                 "attribute_dim": self.attribute_dim}
 
@@ -67,74 +83,15 @@ class SearchResult:
     feature_dim: int = 0
     pareto: pd.DataFrame | None = None  # multi-objective searches: the non-dominated trials
     search_seconds: float = 0.0  # wall time of the trials phase (Tuner.fit), without the final retrain
+    search_id: str = ""
+    dataset: str = ""
+    final_seeds: int = 1
+    chosen_trial: str = ""  # the trial id whose config was chosen
+    final_key: str = ""  # identifies what the final result records: the chosen trial, config and seeds
 
 
-def _sampler(name: str, seed: int, num_samples: int, fixed: dict) -> "optuna.samplers.BaseSampler":  # noqa: F821
-    import warnings
-
-    import optuna
-
-    if fixed:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.PartialFixedSampler(fixed, _sampler(name, seed, num_samples, {}))
-    if name == "tpe":
-        # Optuna's 10 random start-up trials would leave TPE almost nothing of a small budget (12 by default).
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, num_samples // 4)))
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
-def _init_ray(options: SearchOptions) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    if options.address is None:
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=True)
-    else:
-        ray.init(address=options.address)
-
-
-AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()  # written by `ray up` on the head node
-GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p4de", "p5", "p5e")
-
-
-def _autoscaler_can_add(resource: str) -> bool:
-    """Whether the autoscaler of this cluster (after `ray up`) has a worker type that brings `resource`."""
-    if not AUTOSCALER_CONFIG.is_file():
-        return False
-    import yaml
-
-    node_types = (yaml.safe_load(AUTOSCALER_CONFIG.read_text()) or {}).get("available_node_types", {})
-    for node in node_types.values():
-        if node.get("max_workers", 0) <= 0:
-            continue
-        declared = (node.get("resources") or {}).get(resource)
-        family = str(node.get("node_config", {}).get("InstanceType", "")).split(".")[0]
-        if declared or (declared is None and (resource == "CPU" or family in GPU_INSTANCE_FAMILIES)):
-            return True
-    return False
-
-
-def _check_resources(options: SearchOptions) -> None:
-    import ray
-
-    resources = ray.cluster_resources()
-    if options.gpus_per_trial > 0 and resources.get("GPU", 0) == 0 and not _autoscaler_can_add("GPU"):
-        raise ConfigError(
-            f"--gpus-per-trial {options.gpus_per_trial} asked for, but the Ray cluster has no GPU and its "
-            "autoscaler cannot add one (trials would wait forever); use --gpus-per-trial 0 or start GPU workers"
-        )
-    if options.cpus_per_trial > resources.get("CPU", 0) and not _autoscaler_can_add("CPU"):
-        raise ConfigError(
-            f"--cpus-per-trial {options.cpus_per_trial} exceeds the cluster's {resources.get('CPU', 0)} CPUs"
-        )
+def _grace_steps(options: SearchOptions, base: dict) -> int:
+    return options.grace_steps or max(base["eval_every"], base["steps"] // 4)
 
 
 def _base_config(options: SearchOptions, eval_every_default: int) -> dict:
@@ -142,98 +99,30 @@ def _base_config(options: SearchOptions, eval_every_default: int) -> dict:
     if options.max_steps is not None:
         base["steps"] = options.max_steps
     base["eval_every"] = options.eval_every or base["eval_every"] or eval_every_default
+    base["eval_every"] = min(base["eval_every"], base["steps"])
     base["seed"] = options.seed
     base.pop("device")
     return base
 
 
-def _searcher(options: SearchOptions, space: Callable, points: list[dict], study_exists: bool) -> "OptunaSearch":  # noqa: F821
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    multi = options.objective == "multi"
-    storage = optuna.storages.RDBStorage(options.study_storage) if options.study_storage else None
-    return OptunaSearch(
-        space=space,
-        metric=[METRIC, "train_seconds"] if multi else METRIC,
-        mode=[MODE, "min"] if multi else MODE,
-        points_to_evaluate=None if study_exists or not points else points,
-        sampler=_sampler(options.sampler, options.sampler_stream, options.num_samples, options.fixed_params),
-        study_name=options.experiment_name if storage else None,
-        storage=storage,
-    )
-
-
-def check_fixed(space: Callable, fixed: dict) -> None:
-    """Raise ConfigError unless every fixed value is one `space` asks for in every trial, within its range."""
-    import warnings
-
-    import optuna
-
-    if not fixed:
-        return
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
-    try:
-        study = optuna.create_study(sampler=_sampler("random", 0, 1, fixed))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    asked: list[set] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(32):  # a random sampler reaches both sides of every condition in the space
-            trial = study.ask()
-            try:
-                space(trial)
-            except ValueError as e:  # a categorical value that is not one of the choices
-                raise ConfigError(f"--fix: {str(e).rstrip('.')}; change the value or the choices in "
-                                  "search/space.py") from None
-            asked.append(set(trial.params))
-    unknown = sorted(set(fixed) - set().union(*asked))
-    if unknown:
-        raise ConfigError(f"--fix {', '.join(unknown)}: not a parameter of the search space; its parameters are "
-                          f"{sorted(set().union(*asked))} (--set fixes a FitConfig field the space does not sample)")
-    conditional = sorted(name for name in fixed if not all(name in a for a in asked))
-    if conditional:
-        raise ConfigError(f"--fix {', '.join(conditional)}: the space asks for it only in some trials; fix the "
-                          "parameter that decides that too (e.g. --fix use_mmd=true with --fix mmd_weight=...)")
-    outside = [str(w.message) for w in caught if "out of range" in str(w.message)]
-    if outside:
-        raise ConfigError(f"--fix: {outside[0]} Change the value, or the range in search/space.py")
-
-
-def _study_has_trials(options: SearchOptions) -> bool:
-    if not options.study_storage:
-        return False
-    import optuna
-
-    try:
-        return len(optuna.load_study(study_name=options.experiment_name, storage=options.study_storage).trials) > 0
-    except KeyError:
-        return False
-
-
 def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callable, points: list[dict],
-           callbacks: list) -> "tune.Tuner":  # noqa: F821
+           callbacks: DriverCallbacks) -> "tune.Tuner":  # noqa: F821
     from ray import tune
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
-    if options.resume:
-        if not tune.Tuner.can_restore(options.experiment_path):
-            raise ConfigError(f"--resume: no experiment to resume at {options.experiment_path}; "
-                              "check --name and --storage-path, or start a new search without --resume")
+    if options.resume and tune.Tuner.can_restore(options.experiment_path):
         return tune.Tuner.restore(options.experiment_path, trainable=trainable, resume_errored=True)
+    # A new search, or a resumed one that was stopped before Tune saved any state: start Tune afresh.
     if options.scheduler == "asha":
-        grace = options.grace_steps or max(base["eval_every"], base["steps"] // 4)
-        scheduler = AsyncHyperBandScheduler(time_attr="step", max_t=base["steps"], grace_period=grace,
-                                            reduction_factor=2)
+        scheduler = AsyncHyperBandScheduler(time_attr="step", max_t=base["steps"],
+                                            grace_period=_grace_steps(options, base), reduction_factor=2)
     else:
         scheduler = FIFOScheduler()
     multi = options.objective == "multi"
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=_searcher(options, space, points, _study_has_trials(options)),
+            search_alg=make_searcher(options, space, points, study_has_trials(options)),
             scheduler=scheduler,
             num_samples=options.num_samples,
             max_concurrent_trials=options.max_concurrent,
@@ -244,12 +133,12 @@ def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callabl
             mode=None if multi else MODE,
         ),
         run_config=tune.RunConfig(
-            name=options.experiment_name,
-            storage_path=options.storage_uri,
+            name=options.search_id,
+            storage_path=options.name_folder,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=callbacks,
-            verbose=1,
+            callbacks=[callbacks],
+            verbose=2 if options.verbose else 0,
         ),
     )
 
@@ -281,103 +170,185 @@ def _pareto(trials: pd.DataFrame) -> pd.DataFrame:
     return rows.loc[keep].sort_values("best_h", ascending=False)
 
 
-SEARCH_FILE, MODEL_FILE = "izf_search.json", "izf_model.pt"
-
-
-def _write_beside_results(options: SearchOptions, name: str, data: bytes) -> None:
-    """Keep a file in the Ray experiment folder (local or s3://...), where `tracking.sync` finds it."""
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(options.experiment_path)
-    fs.create_dir(path, recursive=True)
-    with fs.open_output_stream(f"{path}/{name}") as out:
-        out.write(data)
-
-
-def _record(options: SearchOptions, start: SearchStart, result: SearchResult | None = None) -> None:
-    import json
-
-    record = start.describe()
-    if result is not None:
-        record.update(best_config=result.best_config, best_val=result.best_val, test=result.test,
-                      test_spread=result.test_spread, search_seconds=result.search_seconds)
-        _write_beside_results(options, MODEL_FILE, result.model_file)
-    _write_beside_results(options, SEARCH_FILE, json.dumps(record, default=str, indent=1).encode())
-
-
-def _quiet_ray() -> None:
+def _quiet_ray(verbose: bool) -> None:
     # Every report carries a checkpoint (a retried trial resumes, not restarts); Tune warns about that.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's newer console prints its configuration box and a TensorBoard hint even at verbose=0; the
+    # older one is silent there. Read by Tune at the start of every fit.
+    if verbose:
+        os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+    else:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+
+
+def _nothing_to_choose(options: SearchOptions, grid: "ResultGrid", base: dict) -> SearchFailed:  # noqa: F821
+    if grid.errors and len(grid.errors) == len(grid):
+        first = error_line(str(grid.errors[0]))
+        retries = f"{options.max_failures} {'retry' if options.max_failures == 1 else 'retries'}"
+        return SearchFailed(f"all {len(grid)} trials failed (each after {retries}); their "
+                            f"errors are in {options.experiment_path}/*/error.txt; the first: {first}")
+    budget = f" within --time-budget {options.time_budget_s:g} s" if options.time_budget_s else ""
+    return SearchFailed(f"no trial reported a validation H{budget} (a trial's first report comes after "
+                        f"{base['eval_every']} steps); raise --time-budget or lower --eval-every")
+
+
+def _final_key(trial_id: str, config: dict, final_seeds: int) -> str:
+    text = json.dumps({"trial": trial_id, "config": config, "final_seeds": final_seeds}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run(options: SearchOptions, *, space: Callable = space, points: list[dict] | None = None,
-        on_start: Callable[[SearchStart], list] | None = None) -> SearchResult:
+        on_start: Callable[[SearchStart], list] | None = None, notes: dict | None = None) -> SearchResult:
     """Search, choose on validation H, retrain the choice on trainval and measure it once on test.
+
+    Every search gets its own id and folder `<storage>/<name>/<id>/`; `options.resume` (True: the
+    newest search of the name, or a search id) continues one with the settings it was started with.
+    A second driver on the same name is refused while the first runs.
 
     Arguments:
         space: an Optuna define-by-run function (default `search.space.space`).
         points: the first points to evaluate (default: the dataset's base config as a point of `space`).
         on_start: called once the data is loaded, before any trial; returns Tune callbacks (tracking).
+        notes: plain values the caller keeps in a new search's record (the CLI: where it tracks to).
+
+    Raises:
+        SearchInterrupted: SIGINT or SIGTERM stopped it; Tune's state is saved, nothing was chosen or
+            tested, and the record says "interrupted" (resume it).
+        SearchFailed: no trial produced a validation H (all failed, or the time budget ended first).
+        IZFError: bad settings or data, before any trial.
     """
+    check_fixed(space, options.fixed_params)
+    check_address(options.address)
+    check_study_storage(options.study_storage)
+    options, record = open_search(options)
+    check_storage(options)
+    lock = NameLock(options.name_folder)
+    lock.acquire(options.search_id)
+    try:
+        with Interruption() as interruption:
+            return _run(options, record, interruption, space, points, on_start, notes)
+    finally:
+        lock.release()
+
+
+def _run(options: SearchOptions, record: SearchRecord | None, interruption: Interruption, space: Callable,
+         points: list[dict] | None, on_start: Callable | None, notes: dict | None) -> SearchResult:
+    if record is not None and record.status == "finished":  # it only remains to record it (tracking)
+        d = record["description"]
+        start = SearchStart(options, d["data_checksum"], d["base"], d["feature_dim"], d["attribute_dim"],
+                            interruption, resumed=True)
+        if on_start is not None:
+            on_start(start)
+        return _finished(options, record)
+    bench = load_benchmark(options.dataset, root=options.data_root, seed=options.seed)
+    scaling = feature_scaling(options.dataset)
+    val_split = make_split(bench, "val", features=scaling, seed=options.seed)
+    base = _base_config(options, eval_every_default=500)
+    options.check_steps(base["steps"])
+    if points is None:
+        points = [{**default_point(base, val_split.feature_dim), **options.fixed_params}] \
+            if options.start_from_base else []
+    _quiet_ray(options.verbose)
+    quiet_console(options.verbose)
+    start_ray(options.address, verbose=options.verbose)
+    interruption.reinstall()
+    check_resources(options.cpus_per_trial, options.gpus_per_trial)
+    start = SearchStart(options, bench.checksum(), base, val_split.feature_dim, val_split.attribute_dim,
+                        interruption, resumed=record is not None)
+    print_header(options, None if record is None else record.status)
+    if record is None:
+        record = SearchRecord(options.experiment_path, {
+            "search_id": options.search_id, "name": options.experiment_name, "status": "running",
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_at": [], "options": options.to_record(),
+            "description": start.describe(), "notes": notes or {}})
+        record.save()
+    else:
+        record.data["resumed_at"] = [*record.get("resumed_at", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
+        record.mark("running", signal=None, error=None)
+    try:
+        return _search(options, record, start, bench, val_split, space, points, on_start)
+    except KeyboardInterrupt as e:
+        record.mark("interrupted", signal=getattr(e, "signal_name", "SIGINT"))
+        raise
+    except Exception as e:
+        record.mark("failed", error=error_line(f"{type(e).__name__}: {e}"))
+        raise
+
+
+def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, bench: "Benchmark",  # noqa: F821
+            val_split: "Split", space: Callable, points: list[dict], on_start: Callable | None  # noqa: F821
+            ) -> SearchResult:
     import ray
     from ray import tune
 
     from search.trainable import train_izf
 
-    check_fixed(space, options.fixed_params)
-    bench = load_benchmark(options.dataset, root=options.data_root, seed=options.seed)
-    scaling = feature_scaling(options.dataset)
-    val_split = make_split(bench, "val", features=scaling, seed=options.seed)
-    test_split = make_split(bench, "test", features=scaling, seed=options.seed)
-    base = _base_config(options, eval_every_default=500)
-    if points is None:
-        points = [{**default_point(base, val_split.feature_dim), **options.fixed_params}] \
-            if options.start_from_base else []
-    _quiet_ray()
-    _init_ray(options)
-    _check_resources(options)
-    start = SearchStart(options, bench.checksum(), base, val_split.feature_dim, val_split.attribute_dim)
-    if not options.resume:
-        _record(options, start)
-    callbacks = on_start(start) if on_start is not None else []
+    base = start.base
+    progress = [] if options.verbose else [Progress(options.num_samples, base["steps"])]
+    callbacks = DriverCallbacks(options.search_id, [*progress, *(on_start(start) if on_start else [])])
     threads = max(1, int(options.cpus_per_trial))
     trainable = tune.with_resources(
         tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads},
                              checkpoint_every=options.checkpoint_every),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
+    tuner = _tuner(options, trainable, base, space, points, callbacks)
     started = time.perf_counter()
-    grid = _tuner(options, trainable, base, space, points, callbacks).fit()
+    with start.interruption.tune_loop():
+        grid = tuner.fit()
     search_seconds = time.perf_counter() - started
+    if start.interrupted:
+        raise SearchInterrupted(start.interruption.signal_name)
     trials = grid.get_dataframe()
+    if trials.empty or METRIC not in trials or trials[METRIC].isna().all():
+        raise _nothing_to_choose(options, grid, base)
     best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all")
     history = best.metrics_dataframe
     best_row = history.loc[history["h"].idxmax()]
     chosen = {**base, **to_fit_options(best.config, feature_dim=val_split.feature_dim,
                                        attribute_dim=val_split.attribute_dim)}
     chosen["steps"], chosen["eval_every"] = int(best_row["step"]), 0
+    test_split = make_split(bench, "test", features=feature_scaling(options.dataset), seed=options.seed)
     final = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(_final_fit)
     split_ref = ray.put(test_split)
-    runs = ray.get([final.remote(split_ref, {**chosen, "seed": options.seed + i, "threads": threads})
-                    for i in range(options.final_seeds)])
+    refs = [final.remote(split_ref, {**chosen, "seed": options.seed + i, "threads": threads})
+            for i in range(options.final_seeds)]
+    try:
+        runs = ray.get(refs)
+    except KeyboardInterrupt:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise
     keys = runs[0][0].keys()
-    test = {k: statistics.fmean(r[k] for r, _ in runs) for k in keys}
-    spread = {k: statistics.pstdev([r[k] for r, _ in runs]) for k in keys}
-    result = SearchResult(
-        experiment_path=options.experiment_path,
-        n_trials=len(grid),
-        n_errors=len(grid.errors),
-        trials=trials,
-        best_config=chosen,
-        best_val={k: float(best_row[k]) for k in SHOWN if k in best_row},
-        test=test,
-        test_spread=spread,
-        data_checksum=start.data_checksum,
-        model_file=runs[0][1],
-        feature_dim=test_split.feature_dim,
-        pareto=_pareto(trials) if options.objective == "multi" else None,
-        search_seconds=search_seconds,
-    )
-    _record(options, start, result)
-    return result
+    chosen_trial = best.metrics["trial_id"]
+    final = {
+        "chosen_trial": chosen_trial,
+        "final_key": _final_key(chosen_trial, chosen, options.final_seeds),
+        "best_config": chosen,
+        "best_val": {k: float(best_row[k]) for k in SHOWN if k in best_row},
+        "test": {k: statistics.fmean(r[k] for r, _ in runs) for k in keys},
+        "test_spread": {k: statistics.pstdev([r[k] for r, _ in runs]) for k in keys},
+        "search_seconds": search_seconds, "n_trials": len(grid), "n_errors": len(grid.errors),
+    }
+    record.save_model(runs[0][1])
+    record.mark("finished", final=final)
+    return _result(options, record, trials, runs[0][1])
 
+
+def _result(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame, model_file: bytes) -> SearchResult:
+    final, description = record["final"], record["description"]
+    return SearchResult(
+        experiment_path=options.experiment_path, n_trials=final["n_trials"], n_errors=final["n_errors"],
+        trials=trials, best_config=final["best_config"], best_val=final["best_val"], test=final["test"],
+        test_spread=final["test_spread"], data_checksum=description["data_checksum"], model_file=model_file,
+        feature_dim=description["feature_dim"], pareto=_pareto(trials) if options.objective == "multi" else None,
+        search_seconds=final["search_seconds"], search_id=options.search_id, dataset=options.dataset,
+        final_seeds=options.final_seeds, chosen_trial=final["chosen_trial"], final_key=final["final_key"])
+
+
+def _finished(options: SearchOptions, record: SearchRecord) -> SearchResult:
+    """The result of a search that had finished, from its record and Ray's files (no trial runs again)."""
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(options.experiment_path, default_metric=METRIC, default_mode=MODE).dataframe()
+    return _result(options, record, trials, record.model_file() or b"")

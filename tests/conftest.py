@@ -71,9 +71,15 @@ def make_real_layout(root: Path, name: str, feature_dim: int = 16, seed: int = 0
     return folder
 
 
-def trial_results(experiment: Path) -> dict[str, list[dict]]:
+def trial_results(experiment: Path | str) -> dict[str, list[dict]]:
     """Each trial's reports, read from Ray's own result.json files: {trial_id: [row, ...]}."""
     return {rows[0]["trial_id"]: rows for _, rows in trial_reports(experiment)}
+
+
+def newest_search(name_folder: Path) -> Path:
+    """The folder of the newest search under <storage>/<name> (the name folder itself while there is none)."""
+    found = sorted(p for p in Path(name_folder).glob("*/") if p.is_dir())
+    return found[-1] if found else Path(name_folder)
 
 
 def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:

@@ -34,14 +34,14 @@ def test_head_is_on_demand_and_gpu_workers_autoscale_from_zero():
 
 
 def test_gpu_check_knows_the_autoscaler_can_add_gpu_workers(tmp_path, monkeypatch):
-    import search.tuner as tuner
+    import search.cluster as cluster
 
     bootstrap = tmp_path / "ray_bootstrap_config.yaml"
-    monkeypatch.setattr(tuner, "AUTOSCALER_CONFIG", bootstrap)
-    assert not tuner._autoscaler_can_add("GPU")  # no autoscaler: a plain local cluster
+    monkeypatch.setattr(cluster, "AUTOSCALER_CONFIG", bootstrap)
+    assert not cluster._autoscaler_can_add("GPU")  # no autoscaler: a plain local cluster
     bootstrap.write_text(yaml.safe_dump(prepare_config(_config())))
-    assert tuner._autoscaler_can_add("GPU") and tuner._autoscaler_can_add("CPU")
+    assert cluster._autoscaler_can_add("GPU") and cluster._autoscaler_can_add("CPU")
     config = _config()
     config["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"] = "m6i.xlarge"
     bootstrap.write_text(yaml.safe_dump(config))
-    assert not tuner._autoscaler_can_add("GPU")
+    assert not cluster._autoscaler_can_add("GPU")

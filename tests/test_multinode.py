@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import trial_results
+from conftest import newest_search, trial_results
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
@@ -27,7 +27,7 @@ def cluster():
 
 def test_trials_run_on_both_nodes_and_survive_a_lost_node(tmp_path, cluster):
     c, worker = cluster
-    experiment = tmp_path / "rr" / "multi"
+    name_folder = tmp_path / "rr" / "multi"
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--address", c.address, "--num-samples", "4",
                "--max-concurrent", "2", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
                "--name", "multi", "--max-steps", "300", "--eval-every", "100", "--max-failures", "3",
@@ -37,7 +37,7 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(tmp_path, cluster):
     try:
         deadline = time.time() + 300
         while not killed and driver.poll() is None and time.time() < deadline:
-            seen = {r.get("node_id") for rows in trial_results(experiment).values() for r in rows}
+            seen = {r.get("node_id") for rows in trial_results(newest_search(name_folder)).values() for r in rows}
             if worker.node_id in seen:
                 c.remove_node(worker, allow_graceful=False)  # its raylet and workers, killed by pid
                 killed = True
@@ -48,10 +48,10 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(tmp_path, cluster):
             driver.kill()
     assert killed, "no trial reported from the worker node"
     assert driver.returncode == 0, output[-3000:]
-    rows = trial_results(experiment)
+    rows = trial_results(newest_search(name_folder))
     assert len({r["node_id"] for trial in rows.values() for r in trial}) >= 2
     assert len(rows) == 4 and all(trial[-1]["step"] == 300 for trial in rows.values()), "a trial was lost"
-    assert "(0 errored)" in output
+    assert "(0 failed)" in output
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("izf-multinode").experiment_id])
     trial_ids = [r.data.tags["izf.trial_id"] for r in runs if "izf.trial_id" in r.data.tags]

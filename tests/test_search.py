@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import ray
-from conftest import trial_results
+from conftest import newest_search, trial_results
 from mlflow import MlflowClient
 
 from izf.data import load_dataset
@@ -36,13 +36,16 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     # The default point reached Optuna as its first trial, and a Tune trial ran exactly that point.
     point = trials[0].params
     assert point["depth"] == 4 and point["use_mmd"] is True and point["mmd_weight"] == 0.01
-    ran = [rows[0]["config"] for rows in trial_results(tmp_path / "rr" / "study-a").values()]
+    ran = [rows[0]["config"] for rows in trial_results(result.experiment_path).values()]
     assert point in ran
     assert 0 <= result.test["softmax_h"] <= 1 and result.best_config["steps"] <= 300
 
-    again = run(SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr2"), study_storage=study,
+    # A second search of the same name: a folder of its own beside the first, the same Optuna study.
+    again = run(SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), study_storage=study,
                               name="study-a", **QUICK))
-    assert again.n_trials == 2
+    assert again.n_trials == 2 and again.search_id != result.search_id
+    assert Path(again.experiment_path).parent == Path(result.experiment_path).parent
+    assert len(trial_results(result.experiment_path)) == 6 and len(trial_results(again.experiment_path)) == 2
     assert len(optuna.load_study(study_name="study-a", storage=study).trials) == 8
 
 
@@ -59,7 +62,7 @@ def test_failing_and_diverging_trials_leave_the_search_intact(tmp_path, local_ra
     points = [{"lr": 1e30, "clamp": 2.0}, {"lr": 1e-3, "clamp": -1.0}, {"lr": 1e-3, "clamp": 2.0}]
     result = run(options, space=faulty_space, points=points)
     assert result.n_trials == 4 and result.n_errors >= 2
-    errored = list((tmp_path / "rr" / "izf-synthetic").glob("*/error.txt"))
+    errored = list(Path(result.experiment_path).glob("*/error.txt"))
     messages = " ".join(p.read_text() for p in errored)
     assert "DivergenceError" in messages and "clamp must be > 0" in messages
     assert result.best_config["clamp"] == 2.0 and result.best_config["lr"] == 1e-3
@@ -82,7 +85,7 @@ def test_cli_set_fixes_fitconfig_values_for_every_trial():
     from search.run import parse
     from search.tuner import _base_config
 
-    options, _ = parse(["--set", "subnet_precision=bfloat16", "--set", "mixing=lu", "--set", "weight_decay=0.001"])
+    options, _, _ = parse(["--set", "subnet_precision=bfloat16", "--set", "mixing=lu", "--set", "weight_decay=0.001"])
     assert options.fit_overrides == {"subnet_precision": "bfloat16", "mixing": "lu", "weight_decay": 0.001}
     base = _base_config(options, eval_every_default=500)
     assert (base["subnet_precision"], base["mixing"], base["weight_decay"]) == ("bfloat16", "lu", 0.001)
@@ -96,11 +99,11 @@ def test_cli_set_fixes_fitconfig_values_for_every_trial():
 
 def test_cli_fix_holds_space_parameters_and_bad_ones_fail_before_any_work(tmp_path):
     from search.run import parse
-    from search.tuner import _sampler, check_fixed
+    from search.sampling import check_fixed, make_sampler
 
-    options, _ = parse(["--fix", "depth=3", "--fix", "hidden_scale=0.25", "--fix", "use_mmd=true"])
+    options, _, _ = parse(["--fix", "depth=3", "--fix", "hidden_scale=0.25", "--fix", "use_mmd=true"])
     assert options.fixed_params == {"depth": 3, "hidden_scale": 0.25, "use_mmd": True}
-    study = optuna.create_study(sampler=_sampler("tpe", 0, 12, options.fixed_params))
+    study = optuna.create_study(sampler=make_sampler("tpe", 0, 12, options.fixed_params))
     for _ in range(5):
         trial = study.ask()
         default_space(trial)
@@ -124,8 +127,8 @@ def test_checkpoint_with_every_kth_report(tmp_path, local_ray):
     options = SearchOptions(num_samples=1, scheduler="none", storage_path=str(tmp_path / "rr"), max_steps=60,
                             eval_every=10, checkpoint_every=4, name="every4",
                             fit_overrides=dict(hidden=16, synthetic_per_class=5, classifier_epochs=1))
-    run(options, space=fixed_space, points=[])
-    (rows,) = trial_results(tmp_path / "rr" / "every4").values()
+    result = run(options, space=fixed_space, points=[])
+    (rows,) = trial_results(result.experiment_path).values()
     assert [r["step"] for r in rows if r.get("checkpoint_dir_name")] == [40]
     with pytest.raises(ConfigError, match="checkpoint-every"):
         SearchOptions(checkpoint_every=0)
@@ -139,12 +142,12 @@ def test_cli_no_base_first():
 
 
 def test_resume_without_experiment(tmp_path, local_ray):
-    with pytest.raises(ConfigError, match="no experiment to resume"):
+    with pytest.raises(ConfigError, match="no search named 'izf-synthetic'"):
         run(SearchOptions(resume=True, storage_path=str(tmp_path), num_samples=2))
 
 
 def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
-    experiment = tmp_path / "rr" / "killed"
+    name_folder = tmp_path / "rr" / "killed"
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--num-samples", "6", "--max-steps", "300",
                "--eval-every", "100", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
                "--name", "killed", "--max-concurrent", "2", "--fix", "depth=3", "--fix", "hidden_scale=0.25"]
@@ -153,6 +156,7 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
+            experiment = newest_search(name_folder)
             done = [rows for rows in trial_results(experiment).values() if rows[-1].get("step") == 300]
             if len(done) >= 2:
                 break
@@ -211,7 +215,7 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(tmp_path, local_ray):
                             storage_path=str(tmp_path / "rr"), max_steps=20, eval_every=20,
                             fit_overrides=dict(hidden=32, synthetic_per_class=5, classifier_epochs=1, batch_size=64))
     result = run(options, space=fixed_space, points=[])
-    rows = list(trial_results(tmp_path / "rr" / "izf-synthetic-sun").values())
+    rows = list(trial_results(result.experiment_path).values())
     assert len(rows) == 2
     spans = [(r[0]["timestamp"] - r[0]["time_this_iter_s"], r[-1]["timestamp"]) for r in rows]
     assert max(s for s, _ in spans) < min(e for _, e in spans), "the two trials did not run at the same time"

@@ -100,8 +100,8 @@ def searched(tmp_path_factory, mlflow_server, local_ray):
     options = SearchOptions(num_samples=4, storage_path=str(folder / "rr"), max_steps=300, eval_every=100,
                             grace_steps=100)
     tracker = Tracker(mlflow_server, "izf-synthetic")
-    result = run(options, on_start=start_hook(tracker, options))
-    recorded = record_result(tracker, options, result, promote_champion=True)
+    result = run(options, on_start=start_hook(tracker))
+    recorded = record_result(tracker, result, promote_champion=True)
     yield tracker, result, recorded
 
 
@@ -177,7 +177,7 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
     options = SearchOptions(num_samples=3, storage_path=str(tmp_path / "rr"), max_steps=200, eval_every=100,
                             scheduler="none", name="outage")
     tracker = Tracker(uri, "izf-outage")
-    hook = start_hook(tracker, options)
+    hook = start_hook(tracker)
 
     def start_then_fail(start):
         callbacks = hook(start)
@@ -185,7 +185,7 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
         return callbacks
 
     result = run(options, on_start=start_then_fail)
-    recorded = record_result(tracker, options, result, promote_champion=True)
+    recorded = record_result(tracker, result, promote_champion=True)
     assert tracker.failures > 0 and recorded.get("version") is None
     restart()
     snapshots = []
@@ -237,7 +237,7 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
     options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=300, eval_every=100,
                             scheduler="none", name="retry", max_failures=2)
     tracker = Tracker(mlflow_server, "izf-retry")
-    hook = start_hook(tracker, options)
+    hook = start_hook(tracker)
     result = run(options, on_start=lambda start: [*hook(start), killer])
     assert killer.killed is not None and result.n_errors == 0
     client = tracker.client
@@ -246,7 +246,7 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
     assert len(runs) == 1
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "h")]
     assert steps == [100, 200, 300] and runs[0].info.status == "FINISHED"
-    rows = [json.loads(x) for p in (tmp_path / "rr" / "retry").glob(f"*{killer.killed}*/result.json")
+    rows = [json.loads(x) for p in Path(result.experiment_path).glob(f"*{killer.killed}*/result.json")
             for x in p.read_text().splitlines()]
     assert [r["step"] for r in rows].count(100) == 1  # resumed from the step-100 checkpoint, not restarted
 
@@ -254,19 +254,19 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
 def test_experiment_end_closes_the_runs_a_search_left_open(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     killed_driver = Tracker(uri, "izf-lost")
-    killed_driver.start("rr/lost", {})
+    killed_driver.start("s1", "rr/lost/s1", {})
     for trial_id in ("done", "cut", "lost"):
         killed_driver.trial_run(trial_id, {}, tags={})
     killed_driver.end_trial("done", "completed")
     # The resumed driver: Tune restored "done" and "cut" (the time budget stops "cut" at step 100);
     # "lost" had started under the killed driver but never made it into Tune's saved state.
     tracker = Tracker(uri, "izf-lost")
-    tracker.start("rr/lost", {})
+    tracker.start("s1", "rr/lost/s1", {})
     trials = [Trial("train_izf", trial_id=trial_id, stub=True, config={}) for trial_id in ("done", "cut")]
     trials[1].update_last_result({"step": 100})
     MLflowCallback(tracker, params_of=dict, max_steps=300).on_experiment_end(trials)
     runs = {r.data.tags["izf.trial_id"]: r for r in tracker.client.search_runs(
-        [tracker._experiment_id()], filter_string="tags.`izf.trial_id` != ''")}
+        [tracker.experiment_id()], filter_string="tags.`izf.trial_id` != ''")}
     assert {k: (r.info.status, r.data.tags["izf.outcome"]) for k, r in runs.items()} == {
         "done": ("FINISHED", "completed"), "cut": ("KILLED", "stopped_early"), "lost": ("KILLED", "lost")}
     assert tracker.open_trial_runs() == {} and tracker.failures == 0

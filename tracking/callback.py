@@ -16,10 +16,13 @@ class MLflowCallback(Callback):
         tracker: the search's Tracker (its parent run already started).
         params_of: a trial's sampled config -> every hyperparameter it trains with (logged as params).
         max_steps: a trial that ends before this step was stopped early by the scheduler.
+        interrupted: whether the search was stopped by a signal (its unfinished trials are then
+            "interrupted", to be continued by a resume, not "stopped_early").
     """
 
-    def __init__(self, tracker: Tracker, params_of: Callable[[dict], dict], max_steps: int) -> None:
-        self.tracker, self.params_of, self.max_steps = tracker, params_of, max_steps
+    def __init__(self, tracker: Tracker, params_of: Callable[[dict], dict], max_steps: int,
+                 interrupted: Callable[[], bool] = lambda: False) -> None:
+        self.tracker, self.params_of, self.max_steps, self.interrupted = tracker, params_of, max_steps, interrupted
 
     def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
         device = "cuda" if trial.placement_group_factory.required_resources.get("GPU", 0) else "cpu"
@@ -42,13 +45,13 @@ class MLflowCallback(Callback):
         self.tracker.end_trial(trial.trial_id, "failed")
 
     def on_experiment_end(self, trials: list, **info: object) -> None:
-        """Close every trial run still open: trials the time budget cut short, and runs of trials that a
-        killed driver had started but Tune never saved (a resumed search does not know them)."""
+        """Close every trial run still open: trials the time budget cut short or a signal stopped, and runs
+        of trials that a killed driver had started but Tune never saved (a resumed search does not know them)."""
         known = {trial.trial_id: trial for trial in trials}
         for trial_id in self.tracker.open_trial_runs():
             trial = known.get(trial_id)
-            self.tracker.end_trial(trial_id, "lost" if trial is None else
-                                   "failed" if trial.status == "ERROR" else self._outcome(trial))
+            self.tracker.end_trial(trial_id, "lost" if trial is None else "failed" if trial.status == "ERROR"
+                                   else "interrupted" if self.interrupted() else self._outcome(trial))
 
     def _outcome(self, trial: "Trial") -> str:  # noqa: F821
         step = (trial.last_result or {}).get("step", 0)

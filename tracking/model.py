@@ -1,5 +1,7 @@
 """The chosen model as an MLflow pyfunc model, its registration, and the `champion` alias."""
 
+import contextlib
+import io
 import tempfile
 from pathlib import Path
 
@@ -32,7 +34,9 @@ class IZFPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = load_model(context.artifacts[ARTIFACT])
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - MLflow reads type hints
+    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: np.ndarray,
+                params: dict | None = None) -> pd.DataFrame:
+        # np.ndarray: MLflow infers no schema from this hint and checks inputs against the logged signature.
         x = np.asarray(model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else model_input, np.float32)
         if x.ndim != 2 or x.shape[1] != self.model.scaler.shift.shape[0]:
             raise ValueError(f"expected features of shape [n, {self.model.scaler.shift.shape[0]}], got {x.shape}")
@@ -52,7 +56,8 @@ def log_model(client: MlflowClient, run_id: str, model_file: bytes, feature_dim:
         path.write_bytes(model_file)
         mlflow.set_tracking_uri(client.tracking_uri)
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(name="model", python_model=IZFPyfunc(), artifacts={ARTIFACT: str(path)},
+            info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc_code.py")),
+                                           artifacts={ARTIFACT: str(path)},
                                            signature=signature, code_paths=code,
                                            input_example=np.zeros((2, feature_dim), np.float32),
                                            pip_requirements=["torch==2.13.0", "numpy", "pandas", "scipy", "mlflow"])
@@ -61,8 +66,9 @@ def log_model(client: MlflowClient, run_id: str, model_file: bytes, feature_dim:
 
 def register(client: MlflowClient, name: str, model_uri: str, tags: dict) -> str:
     """Register a new version of `name`; return the version."""
-    mlflow.set_registry_uri(client._registry_uri)
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    mlflow.set_registry_uri(client.tracking_uri)  # the Tracker's registry is its tracking store
+    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..."; the CLI says it
+        version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
     return version.version
 
 

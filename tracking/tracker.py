@@ -4,6 +4,7 @@ Every call is safe: when the tracking server cannot be reached, the search goes 
 counted and warned about once, and `python -m tracking.sync` can write what is missing later.
 """
 
+import fcntl
 import logging
 import math
 import os
@@ -13,20 +14,31 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from izf.errors import ConfigError
 
 __all__ = ["Tracker", "default_tracking_uri", "metrics_of", "NOISE_KEYS"]
 
 log = logging.getLogger(__name__)
 PARENT_TAG, TRIAL_TAG, OUTCOME_TAG = "izf.experiment_path", "izf.trial_id", "izf.outcome"
+SEARCH_TAG, STATUS_TAG, ROLE_TAG = "izf.search_id", "izf.status", "izf.role"  # role: "search" or "trial"
+OUTCOMES = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED", "lost": "KILLED",
+            "interrupted": "KILLED"}
+# A search's end, as the parent run's status and its izf.status tag.
+SEARCH_ENDS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 # Keys Tune adds to every result that are bookkeeping, not measurements.
 NOISE_KEYS = {"timestamp", "pid", "time_this_iter_s", "time_total_s", "time_since_restore", "training_iteration",
               "iterations_since_restore", "done", "step", "date", "hostname", "node_ip", "trial_id",
               "checkpoint_dir_name", "should_checkpoint", "experiment_tag"}
 MAX_PARAM_LENGTH = 6000
+URI_USAGE = "use sqlite:////abs/path/mlflow.db (the default: ./mlflow.db) or http://host:5000 (a shared server)"
 RETRY_AFTER_S = 60.0  # after a failure, skip MLflow calls this long instead of waiting on each one
 # MLflow's own HTTP retries back off for minutes; a search should not stall that long on a dead server.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+                 # a progress bar per model logged or loaded is noise in a search's console
+                 "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def default_tracking_uri() -> str:
@@ -58,17 +70,51 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri, self.experiment = uri, experiment
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        self.experiment_id: str | None = None
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
         self.parent_id: str | None = None
         self.trial_runs: dict[str, str] = {}
         self.logged_steps: dict[str, set[int]] = {}
         self.failures = 0
         self.offline_until = 0.0
+        self.search_folder: str | None = None  # the search's Ray folder, named in the outage message
+        self.search_id: str | None = None
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables..."
 
-    def _safe(self, what: str, fn: "callable", *args: object, **kwargs: object) -> object:
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self.connect()
+        return self._client
+
+    def connect(self) -> None:
+        """Check the URI before a search starts (raises ConfigError), and create a new sqlite store's tables
+        under a file lock: two drivers creating the same store at once would both run its migrations."""
+        if not self.uri.startswith("sqlite:///"):
+            if not self.uri.startswith(("http://", "https://", "databricks", "postgresql", "mysql", "mssql")):
+                raise ConfigError(f"--mlflow-uri {self.uri}: not a tracking store MLflow serves here; {URI_USAGE}")
+            try:
+                self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            except MlflowException as e:
+                raise ConfigError(f"--mlflow-uri {self.uri}: {_first_line(e)}; {URI_USAGE}") from None
+            return
+        database = Path(self.uri.removeprefix("sqlite:///"))
+        if not database.parent.is_dir():
+            raise ConfigError(f"--mlflow-uri {self.uri}: the folder {database.parent} does not exist")
+        with open(database.with_name(database.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)  # creates the tables
+                client.search_registered_models(max_results=1)
+            except MlflowException as e:
+                raise ConfigError(f"--mlflow-uri {self.uri}: {_first_line(e)}") from None
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self._client = client
+
+    def safe(self, what: str, fn: "callable", *args: object, **kwargs: object) -> object:
         if time.monotonic() < self.offline_until:
             self.failures += 1
             return None
@@ -78,52 +124,64 @@ class Tracker:
             self.failures += 1
             self.offline_until = time.monotonic() + RETRY_AFTER_S
             if self.failures == 1:
-                log.warning("MLflow at %s failed (%s: %s); the search goes on. Run `python -m tracking.sync "
-                            "<experiment dir>` once it is back.", self.uri, what, e)
+                log.warning("MLflow at %s failed (%s: %s); the search goes on. Once it is back, run: "
+                            "python -m tracking.sync %s", self.uri, what, _first_line(e), self.sync_target)
             return None
 
-    def _experiment_id(self) -> str:
-        if self.experiment_id is None:
+    @property
+    def sync_target(self) -> str:
+        """What to hand `python -m tracking.sync` to write what MLflow missed."""
+        return self.search_folder or "<the search's folder, printed when it started>"
+
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
             if found is not None:
-                self.experiment_id = found.experiment_id
+                self._experiment_id = found.experiment_id
             else:
                 location = None
                 if self.uri.startswith("sqlite:///"):  # a trial's cwd is its trial dir: be explicit
                     location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-                self.experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
-        return self.experiment_id
+                self._experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+        return self._experiment_id
 
-    def _find_run(self, **tags: str) -> str | None:
+    def find_run(self, **tags: str) -> str | None:
         query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-        runs = self.client.search_runs([self._experiment_id()], filter_string=query, max_results=1)
+        runs = self.client.search_runs([self.experiment_id()], filter_string=query, max_results=1)
         return runs[0].info.run_id if runs else None
 
-    def start(self, experiment_path: str, params: dict, tags: dict | None = None, *, reopen: bool = True) -> str | None:
-        """Create the search's parent run, or find the one of the same Ray experiment (and mark it running
-        again for a resumed search, `reopen`)."""
+    def start(self, search_id: str, experiment_path: str, params: dict, tags: dict | None = None, *,
+              reopen: bool = True) -> str | None:
+        """Create the search's parent run, or find the one of the same search id (and mark it running again
+        for a resumed search, `reopen`). A new search never finds another search's run."""
+        self.search_folder, self.search_id = experiment_path, search_id
+
         def start() -> str:
-            run_id = self._find_run(**{PARENT_TAG: experiment_path})
+            run_id = self.find_run(**{SEARCH_TAG: search_id, ROLE_TAG: "search"})
             if run_id is None:
-                run = self.client.create_run(self._experiment_id(), run_name=Path(experiment_path).name,
-                                             tags={PARENT_TAG: experiment_path, **(tags or {})})
+                name = f"{Path(experiment_path).parent.name} {search_id}"
+                run = self.client.create_run(self.experiment_id(), run_name=name, tags={
+                    SEARCH_TAG: search_id, ROLE_TAG: "search", PARENT_TAG: experiment_path, STATUS_TAG: "running",
+                    **(tags or {})})
                 run_id = run.info.run_id
                 self.client.log_batch(run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
             elif reopen:
+                self.client.set_tag(run_id, STATUS_TAG, "running")
                 self.client.update_run(run_id, status="RUNNING")
             return run_id
 
-        self.parent_id = self._safe("start", start)
+        self.parent_id = self.safe("start", start)
         return self.parent_id
 
     def trial_run(self, trial_id: str, params: dict, tags: dict, *, reopen: bool = True) -> str | None:
         """The child run of a trial; a retried or resumed trial gets its own run back, never a second one."""
         def open_run() -> str:
-            run_id = self.trial_runs.get(trial_id) or self._find_run(**{TRIAL_TAG: trial_id,
+            run_id = self.trial_runs.get(trial_id) or self.find_run(**{TRIAL_TAG: trial_id,
                                                                         "mlflow.parentRunId": self.parent_id})
             if run_id is None:
-                run = self.client.create_run(self._experiment_id(), run_name=f"trial_{trial_id}",
-                                             tags={TRIAL_TAG: trial_id, "mlflow.parentRunId": self.parent_id, **tags})
+                run = self.client.create_run(self.experiment_id(), run_name=f"trial_{trial_id}", tags={
+                    TRIAL_TAG: trial_id, SEARCH_TAG: self.search_id, ROLE_TAG: "trial",
+                    "mlflow.parentRunId": self.parent_id, **tags})
                 run_id = run.info.run_id
                 self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
             else:
@@ -136,7 +194,7 @@ class Tracker:
 
         if self.parent_id is None:
             return None
-        return self._safe("trial_run", open_run)
+        return self.safe("trial_run", open_run)
 
     def log_result(self, trial_id: str, result: dict) -> None:
         """Log one report as step-indexed metrics; a step this run already has (a retried trial that
@@ -155,37 +213,54 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics, tags=tags)
             return True
 
-        if self._safe("log_result", log):
+        if self.safe("log_result", log):
             logged.add(step)
 
     def open_trial_runs(self) -> dict[str, str]:
         """Trial id -> run id of this search's trial runs still marked RUNNING (this driver's or an earlier one's)."""
         def search() -> dict[str, str]:
-            runs = self.client.search_runs([self._experiment_id()], max_results=10_000, filter_string=(
+            runs = self.client.search_runs([self.experiment_id()], max_results=10_000, filter_string=(
                 f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'"))
             return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
 
         if self.parent_id is None:
             return {}
-        found = self._safe("open_trial_runs", search) or {}
+        found = self.safe("open_trial_runs", search) or {}
         self.trial_runs.update(found)
         return found
 
     def end_trial(self, trial_id: str, outcome: str) -> None:
-        """outcome: "completed", "stopped_early" (by the scheduler or the time budget), "failed", or "lost"
-        (a run opened for a trial that the search never finished: the driver died before Tune saved it)."""
+        """outcome: "completed", "stopped_early" (by the scheduler or the time budget), "failed", "interrupted"
+        (the search was stopped; a resume continues the trial and its run), or "lost" (a run opened for a
+        trial that the search never finished: the driver died before Tune saved it)."""
         run_id = self.trial_runs.get(trial_id)
         if run_id is None:
             return
-        status = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED", "lost": "KILLED"}[outcome]
-        self._safe("end_trial", self.client.set_tag, run_id, OUTCOME_TAG, outcome)
-        self._safe("end_trial", self.client.set_terminated, run_id, status)
+        status = OUTCOMES[outcome]
+        self.safe("end_trial", self.client.set_tag, run_id, OUTCOME_TAG, outcome)
+        self.safe("end_trial", self.client.set_terminated, run_id, status)
 
-    def finish(self, metrics: dict, *, failed: bool = False) -> None:
+    def log_metrics(self, metrics: dict) -> None:
+        """Log the search's final metrics on its parent run (step 0; the newest value of a name is shown)."""
         if self.parent_id is None:
             return
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if math.isfinite(float(v))]
-        self._safe("finish", self.client.log_batch, self.parent_id, metrics=batch)
-        self._safe("finish", self.client.set_terminated, self.parent_id, "FAILED" if failed else "FINISHED")
+        self.safe("final metrics", self.client.log_batch, self.parent_id, metrics=batch)
 
+    def end(self, how: str, message: str = "") -> None:
+        """End the parent run: "finished", "interrupted" (KILLED; the search can be resumed) or "failed".
+        Trial runs still open are closed as interrupted first (a resumed search reopens them)."""
+        if self.parent_id is None:
+            return
+        if how != "finished":
+            for trial_id in self.open_trial_runs():
+                self.end_trial(trial_id, "interrupted")
+        tags = [RunTag(STATUS_TAG, how)] + ([RunTag("izf.error", message[:MAX_PARAM_LENGTH])] if message else [])
+        self.safe("end", self.client.log_batch, self.parent_id, tags=tags)
+        self.safe("end", self.client.set_terminated, self.parent_id, SEARCH_ENDS[how])
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

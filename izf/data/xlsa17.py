@@ -35,11 +35,13 @@ def _load_mat(path: Path, name: str) -> dict:
         raise DataError(f"{path} is missing; {_fix(name)}")
     import scipy.io
 
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes; an interrupted copy or download?); delete it and {_fix(name)}")
     try:
         return scipy.io.loadmat(path)
     except NotImplementedError:  # MATLAB v7.3 files are HDF5
         return _load_mat_v73(path)
-    except (ValueError, OSError, TypeError, IndexError, zlib.error) as e:
+    except (ValueError, OSError, TypeError, IndexError, zlib.error, scipy.io.matlab.MatReadError) as e:
         import h5py
 
         if h5py.is_hdf5(path):  # HDF5 without MATLAB's 512-byte header
@@ -91,6 +93,8 @@ def _class_names(mat: dict, folder: Path, n_classes: int) -> tuple[str, ...]:
         names = tuple(listed.read_text().split())
         if len(names) == n_classes:
             return names
+        warnings.warn(f"{listed} lists {len(names)} classes but att_splits.mat has {n_classes}; the class "
+                      "names are not used (classes are named class_0, class_1, ...)", stacklevel=3)
     return tuple(f"class_{i}" for i in range(n_classes))
 
 

@@ -1,0 +1,86 @@
+"""The Ray cluster a search runs on: a local instance, or one joined by address; what it can offer trials."""
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from izf.errors import ConfigError
+
+__all__ = ["check_address", "start_ray", "check_resources"]
+
+CONNECT_TIMEOUT_S = 5.0
+AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()  # written by `ray up` on the head node
+GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p4de", "p5", "p5e")
+
+
+def check_address(address: str | None) -> None:
+    """Fail in seconds when nothing answers at `address` (Ray itself retries for minutes).
+
+    "auto" is left to Ray, which fails at once when it finds no cluster on this machine.
+    """
+    if address is None or address == "auto":
+        return
+    host_port = address.removeprefix("ray://")
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected 'auto', HOST:PORT (a head node's GCS, port 6379 by "
+                          "default) or ray://HOST:10001 (Ray Client)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        reason = f"no answer within {CONNECT_TIMEOUT_S:.0f} s" if isinstance(e, TimeoutError) else \
+            (e.strerror or str(e)).lower()
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({reason}); start it (`ray up "
+                          "cluster.yaml`, or `ray start --head` on that host) or check the address; without --address "
+                          "the search starts a local Ray") from None
+
+
+def start_ray(address: str | None, *, verbose: bool) -> None:
+    """Start a local Ray instance (address None) or join a cluster; Ray's own log lines only when verbose."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    check_address(address)
+    quiet = {} if verbose else {"logging_level": logging.WARNING}
+    try:
+        if address is None:
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=verbose,
+                     **quiet)
+        else:
+            ray.init(address=address, log_to_driver=verbose, **quiet)
+    except ConnectionError as e:
+        raise ConfigError(f"--address {address}: {e} (after `ray up cluster.yaml`, run the search on the head "
+                          "node, or give the head's address)") from None
+
+
+def _autoscaler_can_add(resource: str) -> bool:
+    """Whether the autoscaler of this cluster (after `ray up`) has a worker type that brings `resource`."""
+    if not AUTOSCALER_CONFIG.is_file():
+        return False
+    import yaml
+
+    node_types = (yaml.safe_load(AUTOSCALER_CONFIG.read_text()) or {}).get("available_node_types", {})
+    for node in node_types.values():
+        if node.get("max_workers", 0) <= 0:
+            continue
+        declared = (node.get("resources") or {}).get(resource)
+        family = str(node.get("node_config", {}).get("InstanceType", "")).split(".")[0]
+        if declared or (declared is None and (resource == "CPU" or family in GPU_INSTANCE_FAMILIES)):
+            return True
+    return False
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse a trial size the cluster cannot ever place (Ray would wait for it forever)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    if gpus_per_trial > 0 and resources.get("GPU", 0) == 0 and not _autoscaler_can_add("GPU"):
+        raise ConfigError(
+            f"--gpus-per-trial {gpus_per_trial} asked for, but the Ray cluster has no GPU and its "
+            "autoscaler cannot add one (trials would wait forever); use --gpus-per-trial 0 or start GPU workers"
+        )
+    if cpus_per_trial > resources.get("CPU", 0) and not _autoscaler_can_add("CPU"):
+        raise ConfigError(f"--cpus-per-trial {cpus_per_trial} exceeds the cluster's {resources.get('CPU', 0)} CPUs")

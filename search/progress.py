@@ -1,0 +1,148 @@
+"""The search's console: one line per trial start and end, a status line every minute, the best so far."""
+
+import logging
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import TextIO
+
+from ray.tune import Callback
+
+__all__ = ["Progress", "error_line", "print_header", "quiet_console"]
+
+STATUS_EVERY_S = 60.0
+# Tune's log lines that this console says better: a failed trial (one line, with its retry), an interruption
+# (with the command that resumes it; Tune's own advice names Tuner.restore), the state it saved.
+TUNE_NOISE = ("Stop signal received", "Experiment has been interrupted", "Trials did not complete",
+              "Trial task failed for trial", "Wrote the latest version")
+TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.execution.tune_controller")
+
+
+class _DropTuneNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(TUNE_NOISE)
+
+
+def quiet_console(verbose: bool) -> None:
+    """Leave on the console only what a user can act on (`verbose`: everything Ray and Optuna say)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    if not verbose:  # a trial retried from its checkpoint reports its steps again; Optuna keeps the first
+        warnings.filterwarnings("ignore", message="The reported value is ignored because this `step", module="optuna")
+    for name in TUNE_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, _DropTuneNoise)]:
+            logger.removeFilter(old)
+        if not verbose:
+            logger.addFilter(_DropTuneNoise())
+
+
+def error_line(text: str) -> str:
+    """The exception line of a traceback text (`DivergenceError: training diverged ...`), else its last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        match = re.match(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt|Exit)): (.+)$", line)
+        if match:
+            return f"{match.group(1)}: {match.group(2)}"
+    return lines[-1] if lines else "unknown error"
+
+
+def print_header(options: "SearchOptions", resumed_from: str | None) -> None:  # noqa: F821
+    """What the search is and where its files go, before the first trial."""
+    o = options
+    what = f"resuming search {o.search_id} ({resumed_from})" if resumed_from else f"search {o.search_id}"
+    stopping = "ASHA early stopping" if o.scheduler == "asha" else "no early stopping"
+    ray = f"Ray cluster {o.address}" if o.address else "local Ray"
+    print(f"{what} of {o.experiment_name}: {o.num_samples} trials on {o.dataset}, {o.max_concurrent} at a time, "
+          f"{o.sampler} sampler, {stopping}, {ray}\n"
+          f"  folder {o.experiment_path}", flush=True)
+
+
+def _number(trial: "Trial") -> int:  # noqa: F821
+    """The trial's number in the search, 1 for the first (Tune's experiment tag begins with it)."""
+    head = str(trial.experiment_tag).split("_")[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _best(trials: list) -> str:
+    """The best validation H reported so far by any trial (running ones included), and whose."""
+    scored = [((t.last_result or {}).get("best_h"), _number(t)) for t in trials]
+    scored = [(h, n) for h, n in scored if isinstance(h, float)]
+    if not scored:
+        return "-"
+    h, n = max(scored)
+    return f"{100 * h:.2f} (trial {n})"
+
+
+def _short(config: dict) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+
+
+class Progress(Callback):
+    """Compact progress of one search, printed by the driver (Ray's own tables are for `-v`).
+
+    Arguments:
+        total: trials the search will run.
+        max_steps: a trial's full length (a shorter one was stopped early).
+        out: where to print (stdout).
+    """
+
+    def __init__(self, total: int, max_steps: int, out: TextIO | None = None) -> None:
+        self.total, self.max_steps, self.out = total, max_steps, out or sys.stdout
+        self.started = time.monotonic()
+        self.last_status = self.started
+
+    def say(self, text: str) -> None:
+        seconds = int(time.monotonic() - self.started)
+        clock = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+            else f"{seconds // 60:02d}:{seconds % 60:02d}"
+        print(f"[{clock}] {text}", file=self.out, flush=True)
+
+    def _name(self, trials: list, trial: "Trial") -> str:  # noqa: F821
+        return f"trial {_number(trial):>2} {trial.trial_id}"
+
+    def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        step = (trial.last_result or {}).get("step")
+        if step:  # a resumed search's trial, back from its last checkpoint
+            self.say(f"{self._name(trials, trial)} continues from its checkpoint at step {step}")
+        else:
+            self.say(f"{self._name(trials, trial)} started   {_short(trial.config)}")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        result = trial.last_result or {}
+        step, h = result.get("step", 0), result.get("best_h")
+        how = "completed" if step >= self.max_steps else f"stopped early at step {step}"
+        val = f"val H {100 * h:.2f}" if isinstance(h, float) else "no validation H"
+        self.say(f"{self._name(trials, trial)} {how:<24} {val}   best so far {_best(trials)}")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        self.say(f"{self._name(trials, trial)} failed ({self._error(trial)}); retried from its last checkpoint "
+                 f"(retry {trial.num_failures} of {trial.max_failures})")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        retries = f" after {trial.max_failures} {'retry' if trial.max_failures == 1 else 'retries'}" \
+            if trial.max_failures else ""
+        self.say(f"{self._name(trials, trial)} failed{retries}: {self._error(trial)} (traceback: "
+                 f"{trial.path}/error.txt)")
+
+    def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
+        if time.monotonic() - self.last_status < STATUS_EVERY_S:
+            return
+        self.last_status = time.monotonic()
+        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+        running = [t for t in trials if t.status == "RUNNING"]
+        steps = ", ".join(f"{_number(t)} at step {(t.last_result or {}).get('step', 0)}" for t in running)
+        self.say(f"{done} of {self.total} trials ended, {len(running)} running{f' ({steps})' if steps else ''}; "
+                 f"best val H {_best(trials)}")
+
+    @staticmethod
+    def _error(trial: "Trial") -> str:  # noqa: F821
+        """The trial's latest error, from the error file Tune has just written beside the driver."""
+        try:
+            text = Path(trial.error_file).read_text()
+        except (OSError, TypeError):  # no error file (yet)
+            return "the trial's process died"
+        return error_line(text.rsplit("Failure # ", 1)[-1])

@@ -1,0 +1,130 @@
+"""The search record: `izf_search.json` in a search's own folder, its identity, settings, status and result.
+
+A search is one `python search/run.py` and the `--resume` runs that continue it. Every search has an
+id (`20261129-101502-7f3e`: its start time and 4 random hex digits) and its own folder
+`<storage>/<name>/<id>/`, which is Ray's experiment folder and holds this record and the chosen
+model. Searches of one name share `<storage>/<name>/` (and the Optuna study of that name).
+"""
+
+import json
+import math
+import secrets
+import time
+from pathlib import Path
+
+__all__ = ["SearchRecord", "finite_json", "new_search_id", "searches_of", "name_folder", "SEARCH_FILE", "MODEL_FILE",
+           "STATUSES"]
+
+SEARCH_FILE, MODEL_FILE = "izf_search.json", "izf_model.pt"
+STATUSES = ("running", "interrupted", "failed", "finished")
+
+
+def new_search_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def name_folder(storage_uri: str, name: str) -> str:
+    return f"{storage_uri.rstrip('/')}/{name}"
+
+
+def _fs(uri: str) -> tuple["pyarrow.fs.FileSystem", str]:  # noqa: F821
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(uri)
+
+
+def _read(uri: str) -> bytes | None:
+    import pyarrow.fs
+
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def _write(uri: str, data: bytes) -> None:
+    """Write a whole file; a reader never sees half of it (written aside, then moved into place)."""
+    fs, path = _fs(uri)
+    fs.create_dir(str(Path(path).parent), recursive=True)
+    partial = f"{path}.{secrets.token_hex(4)}.part"
+    with fs.open_output_stream(partial) as out:
+        out.write(data)
+    fs.move(partial, path)
+
+
+def finite_json(value: object) -> object:
+    """JSON has no NaN or Infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+class SearchRecord:
+    """One search's izf_search.json: read, changed, written back whole.
+
+    Keys: search_id, name, status (one of STATUSES), started_at, resumed_at (a list), ended_at,
+    options (every SearchOptions field), the search's description (dataset, base config, data
+    checksum, ...), tracking (what the driver recorded to, set by the CLI), and once finished `final`:
+    the chosen trial and config, its validation metrics, its test metrics and their spread.
+    """
+
+    def __init__(self, folder: str, data: dict) -> None:
+        self.folder, self.data = folder.rstrip("/"), data
+
+    @classmethod
+    def load(cls, folder: str) -> "SearchRecord | None":
+        raw = _read(f"{folder.rstrip('/')}/{SEARCH_FILE}")
+        return None if raw is None else cls(folder, json.loads(raw))
+
+    def __getitem__(self, key: str) -> object:
+        return self.data[key]
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.data.get(key, default)
+
+    @property
+    def status(self) -> str:
+        return self.data.get("status", "running")
+
+    def save(self) -> None:
+        self.data["updated_at"] = _now()
+        _write(f"{self.folder}/{SEARCH_FILE}", json.dumps(finite_json(self.data), default=str, indent=1).encode())
+
+    def mark(self, status: str, **fields: object) -> None:
+        """Set the status (and e.g. the error or the signal) and write the record."""
+        assert status in STATUSES, status
+        self.data.update(status=status, **fields)
+        if status != "running":
+            self.data["ended_at"] = _now()
+        self.save()
+
+    def save_model(self, model_file: bytes) -> None:
+        _write(f"{self.folder}/{MODEL_FILE}", model_file)
+
+    def model_file(self) -> bytes | None:
+        return _read(f"{self.folder}/{MODEL_FILE}")
+
+
+def searches_of(storage_uri: str, name: str) -> list[SearchRecord]:
+    """The searches of one name, oldest first (their ids begin with the start time)."""
+    import pyarrow.fs
+
+    fs, path = _fs(name_folder(storage_uri, name))
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return []
+    records = []
+    for info in sorted(fs.get_file_info(pyarrow.fs.FileSelector(path)), key=lambda i: i.base_name):
+        if info.type == pyarrow.fs.FileType.Directory:
+            record = SearchRecord.load(f"{name_folder(storage_uri, name)}/{info.base_name}")
+            if record is not None:
+                records.append(record)
+    return records
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

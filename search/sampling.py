@@ -1,0 +1,119 @@
+"""The Optuna side of a search: samplers, `--fix`, the study's storage, and Ray's OptunaSearch around them."""
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from izf.errors import ConfigError
+from search.options import SearchOptions
+
+__all__ = ["make_sampler", "check_fixed", "check_study_storage", "study_has_trials", "make_searcher", "METRIC", "MODE"]
+
+METRIC, MODE = "best_h", "max"
+
+
+def make_sampler(name: str, seed: int, num_samples: int, fixed: dict) -> "optuna.samplers.BaseSampler":  # noqa: F821
+    import optuna
+
+    if fixed:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.PartialFixedSampler(fixed, make_sampler(name, seed, num_samples, {}))
+    if name == "tpe":
+        # Optuna's 10 random start-up trials would leave TPE almost nothing of a small budget (12 by default).
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, num_samples // 4)))
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def check_fixed(space: Callable, fixed: dict) -> None:
+    """Raise ConfigError unless every fixed value is one `space` asks for in every trial, within its range."""
+    import optuna
+
+    if not fixed:
+        return
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
+    try:
+        study = optuna.create_study(sampler=make_sampler("random", 0, 1, fixed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    asked: list[set] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(32):  # a random sampler reaches both sides of every condition in the space
+            trial = study.ask()
+            try:
+                space(trial)
+            except ValueError as e:  # a categorical value that is not one of the choices
+                raise ConfigError(f"--fix: {str(e).rstrip('.')}; change the value or the choices in "
+                                  "search/space.py") from None
+            asked.append(set(trial.params))
+    unknown = sorted(set(fixed) - set().union(*asked))
+    if unknown:
+        raise ConfigError(f"--fix {', '.join(unknown)}: not a parameter of the search space; its parameters are "
+                          f"{sorted(set().union(*asked))} (--set fixes a FitConfig field the space does not sample)")
+    conditional = sorted(name for name in fixed if not all(name in a for a in asked))
+    if conditional:
+        raise ConfigError(f"--fix {', '.join(conditional)}: the space asks for it only in some trials; fix the "
+                          "parameter that decides that too (e.g. --fix use_mmd=true with --fix mmd_weight=...)")
+    outside = [str(w.message) for w in caught if "out of range" in str(w.message)]
+    if outside:
+        raise ConfigError(f"--fix: {outside[0]} Change the value, or the range in search/space.py")
+
+
+def check_study_storage(url: str | None) -> None:
+    """--study-storage must be a database URL SQLAlchemy knows (a sqlite file's folder must exist)."""
+    if url is None:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    usage = "use e.g. sqlite:////abs/path/optuna.db or postgresql://user@host/db"
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as e:
+        raise ConfigError(f"--study-storage {url!r} is not a database URL ({e}); {usage}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(f"--study-storage {url}: the folder {folder} does not exist; create it or {usage}")
+
+
+def study_has_trials(options: SearchOptions) -> bool:
+    """Whether the persistent study of this search's name already holds trials (then no base point is added)."""
+    if not options.study_storage:
+        return False
+    import optuna
+
+    try:
+        return len(optuna.load_study(study_name=options.experiment_name, storage=options.study_storage).trials) > 0
+    except KeyError:
+        return False
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the database driver's own errors
+        raise ConfigError(f"--study-storage {options.study_storage}: cannot open the study ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0]})") from None
+
+
+def make_searcher(options: SearchOptions, space: Callable, points: list[dict],
+                  study_exists: bool) -> "OptunaSearch":  # noqa: F821
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    multi = options.objective == "multi"
+    storage = optuna.storages.RDBStorage(options.study_storage) if options.study_storage else None
+    return OptunaSearch(
+        space=space,
+        metric=[METRIC, "train_seconds"] if multi else METRIC,
+        mode=[MODE, "min"] if multi else MODE,
+        points_to_evaluate=None if study_exists or not points else points,
+        sampler=make_sampler(options.sampler, options.sampler_stream, options.num_samples, options.fixed_params),
+        study_name=options.experiment_name if storage else None,
+        storage=storage,
+    )
