@@ -24,6 +24,12 @@ class DriverCallbacks(CallbackList):
     def __reduce__(self) -> tuple:
         return _live, (self.search_id,)
 
+    def release(self) -> None:
+        """The search's Tune run is over: forget the list (and the tracker and console it holds)."""
+        if _LIVE.get(self.search_id) is self:
+            del _LIVE[self.search_id]
+
 
 def _live(search_id: str) -> CallbackList:
-    return _LIVE.get(search_id) or CallbackList([])
+    live = _LIVE.get(search_id)  # not `or`: a list without callbacks is falsy
+    return CallbackList([]) if live is None else live

@@ -40,14 +40,19 @@ def quiet_console(verbose: bool) -> None:
             logger.addFilter(_DropTuneNoise())
 
 
-def error_line(text: str) -> str:
-    """The exception line of a traceback text (`DivergenceError: training diverged ...`), else its last line."""
+def error_line(text: str, limit: int = 300) -> str:
+    """The exception line of a traceback text (`DivergenceError: training diverged ...`), else its last line;
+    a long message is cut after its first sentence (Ray's "actor died" messages run to a paragraph)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    found = lines[-1] if lines else "unknown error"
     for line in reversed(lines):
         match = re.match(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt|Exit)): (.+)$", line)
         if match:
-            return f"{match.group(1)}: {match.group(2)}"
-    return lines[-1] if lines else "unknown error"
+            found = f"{match.group(1)}: {match.group(2)}"
+            break
+    if len(found) > limit and ". " in found:
+        found = found[: found.index(". ") + 1]
+    return found if len(found) <= limit else found[: limit - 1] + "…"
 
 
 def print_header(options: "SearchOptions", resumed_from: str | None) -> None:  # noqa: F821
@@ -78,7 +83,18 @@ def _best(trials: list) -> str:
 
 
 def _short(config: dict) -> str:
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+    """A sampled config in one line: floats to 3 digits; a switch `use_mmd` shown as `mmd=off` when off,
+    and left out when on (its `mmd_weight` follows)."""
+    cells = []
+    for key, value in config.items():
+        if key.startswith("use_") and isinstance(value, bool):
+            if not value:
+                cells.append(f"{key.removeprefix('use_')}=off")
+            elif not any(k.startswith(key.removeprefix("use_")) for k in config):
+                cells.append(f"{key}=True")
+            continue
+        cells.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(cells)
 
 
 class Progress(Callback):

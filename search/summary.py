@@ -11,8 +11,10 @@ WIDTH = 110
 
 
 def top_trials(result: SearchResult, n: int = 5) -> "pd.DataFrame":  # noqa: F821
+    """The n best trials: their validation H, U, S, last step and sampled parameters (a switch such as
+    use_mmd left out: its weight reads "off" where it was off)."""
     df = result.trials.sort_values("best_h", ascending=False).head(n)
-    params = [c for c in df.columns if c.startswith("config/")][:PARAMS_SHOWN]
+    params = [c for c in df.columns if c.startswith("config/") and not c.startswith("config/use_")][:PARAMS_SHOWN]
     metrics = [c for c in ("best_h", "softmax_u", "softmax_s", "step") if c in df.columns]
     out = df[["trial_id", *metrics, *params]].copy()
     out.columns = [c.removeprefix("config/") for c in out.columns]
@@ -25,9 +27,9 @@ def print_summary(result: SearchResult) -> None:
     minutes, seconds = divmod(int(result.search_seconds), 60)
     print(f"\n=== search {result.search_id}: {result.n_trials} trials ({result.n_errors} failed) in {minutes} min "
           f"{seconds:02d} s ===\n{result.experiment_path}")
-    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 3):
+    with pd.option_context("display.max_columns", 30, "display.precision", 3):
         print("top trials by validation H:")
-        print(top_trials(result).to_string(index=False))
+        print(top_trials(result).to_string(index=False, na_rep="off", line_width=WIDTH))
         if result.pareto is not None:
             print("\nPareto front (validation H vs training seconds):")
             print(result.pareto[["trial_id", "best_h", "train_seconds"]].to_string(index=False))

@@ -292,10 +292,12 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, be
                              checkpoint_every=options.checkpoint_every),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
-    tuner = _tuner(options, trainable, base, space, points, callbacks)
     started = time.perf_counter()
-    with start.interruption.tune_loop():
-        grid = tuner.fit()
+    try:
+        with start.interruption.tune_loop():
+            grid = _tuner(options, trainable, base, space, points, callbacks).fit()
+    finally:
+        callbacks.release()
     search_seconds = time.perf_counter() - started
     if start.interrupted:
         raise SearchInterrupted(start.interruption.signal_name)

@@ -75,6 +75,17 @@ def test_optional_keys_may_be_absent(tmp_path):
     assert read_xlsa17("toy", tmp_path).class_names[0] == "class_0"
 
 
+def test_a_class_list_of_another_length_is_named_in_a_warning(tmp_path):
+    folder = write_xlsa17(toy(), tmp_path, release="2019")
+    mat = scipy.io.loadmat(folder / "att_splits.mat")
+    scipy.io.savemat(folder / "att_splits.mat", {k: v for k, v in mat.items()
+                                                 if not k.startswith("__") and k != "allclasses_names"})
+    (folder / "allclasses.txt").write_text("one\ntwo\n")  # the toy has 4 classes
+    with pytest.warns(UserWarning, match=r"allclasses.txt lists 2 classes but att_splits.mat has 4"):
+        names = read_xlsa17("toy", tmp_path).class_names
+    assert names[0] == "class_0"
+
+
 def test_matlab_v73_files_are_read(tmp_path):
     import h5py
     b = toy(n_train=20, n_test=5)
@@ -128,6 +139,13 @@ def test_truncated_file(tmp_path):
     path = _toy_layout(tmp_path) / "att_splits.mat"
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(DataError, match=r"att_splits.mat is truncated or corrupt"):
+        read_xlsa17("toy", tmp_path)
+
+
+def test_empty_file(tmp_path):
+    path = _toy_layout(tmp_path) / "res101.mat"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=r"res101.mat is empty \(0 bytes.*delete it and run `python -m izf.data"):
         read_xlsa17("toy", tmp_path)
 
 

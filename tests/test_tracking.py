@@ -25,7 +25,7 @@ from search import SearchOptions, run
 from tracking import Tracker
 from tracking.callback import MLflowCallback
 from tracking.model import CHAMPION, promote, register
-from tracking.search_tracking import record_result, start_hook
+from tracking.search_tracking import record_final, record_result, start_hook
 
 BIN = Path(sys.executable).parent
 
@@ -162,6 +162,30 @@ def test_champion_moves_only_to_a_better_version_on_the_same_data(searched):
     assert other_data != better
 
 
+def test_the_final_record_is_keyed_by_what_it_records(searched, tmp_path):
+    """The same result recorded again (a resumed search that had finished, a sync) adds nothing; another
+    result (a stale one replaced) gets its own metrics and version, and the champion follows the rule."""
+    _, result, _ = searched
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-keyed")
+    tracker.start("search-1", str(tmp_path / "search-1"), {"dataset": "keyed"})
+    common = dict(best_val=result.best_val, trials=result.trials, test_spread={}, model_file=result.model_file,
+                  feature_dim=result.feature_dim, data_checksum=result.data_checksum, promote_champion=True)
+    first = record_final(tracker, "keyed", final_key="key-1", test=result.test, **common)
+    again = record_final(tracker, "keyed", final_key="key-1", test=result.test, **common)
+    assert first["registered"] and first["champion"] is True
+    assert not again["registered"] and again["version"] == first["version"]
+    other = {**result.test, "softmax_h": 0.125}
+    replaced = record_final(tracker, "keyed", final_key="key-2", test=other,
+                            **{**common, "best_val": {**result.best_val, "best_h": result.best_val["best_h"] - 0.1}})
+    assert replaced["registered"] and replaced["version"] != first["version"]
+    assert replaced["champion"] is False  # a lower validation H on the same data: the champion stays
+    parent = tracker.client.get_run(tracker.parent_id)
+    assert parent.data.metrics["test_softmax_h"] == 0.125 and parent.data.tags["izf.final_key"] == "key-2"
+    assert parent.info.status == "FINISHED" and parent.data.tags["izf.status"] == "finished"
+    assert len(tracker.client.search_model_versions("name = 'izf-keyed'")) == 2
+    assert tracker.failures == 0
+
+
 def test_promote_cli(searched, monkeypatch):
     tracker, _, _ = searched
     out = subprocess.run([sys.executable, "-m", "tracking.promote", "--dataset", "synthetic", "--mlflow-uri",
@@ -172,7 +196,7 @@ def test_promote_cli(searched, monkeypatch):
     assert "test_softmax_h" in report
 
 
-def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_server_factory, local_ray):
+def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_server_factory, local_ray, caplog):
     uri, stop, restart = mlflow_server_factory()
     options = SearchOptions(num_samples=3, storage_path=str(tmp_path / "rr"), max_steps=200, eval_every=100,
                             scheduler="none", name="outage")
@@ -187,6 +211,9 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
     result = run(options, on_start=start_then_fail)
     recorded = record_result(tracker, result, promote_champion=True)
     assert tracker.failures > 0 and recorded.get("version") is None
+    # The warning names the command that repairs it, with this search's own folder.
+    warned = [r.getMessage() for r in caplog.records if r.name == "tracking.tracker"]
+    assert len(warned) == 1 and warned[0].endswith(f"python -m tracking.sync {result.experiment_path}")
     restart()
     snapshots = []
     for _ in range(2):
@@ -232,7 +259,7 @@ class KillOnce(Callback):
             os.kill(result["pid"], signal.SIGKILL)
 
 
-def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
+def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray, capsys):
     killer = KillOnce()
     options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=300, eval_every=100,
                             scheduler="none", name="retry", max_failures=2)
@@ -240,6 +267,11 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray):
     hook = start_hook(tracker)
     result = run(options, on_start=lambda start: [*hook(start), killer])
     assert killer.killed is not None and result.n_errors == 0
+    # The console says it in one line (Tune's own report of a failed trial is a traceback of ~30 lines).
+    console = capsys.readouterr()
+    retried = [line for line in console.out.splitlines() if f"{killer.killed} failed" in line]
+    assert len(retried) == 1 and "retried from its last checkpoint (retry 1 of 2)" in retried[0], console.out
+    assert "Traceback" not in console.out + console.err
     client = tracker.client
     runs = client.search_runs([client.get_experiment_by_name("izf-retry").experiment_id],
                               filter_string=f"tags.`izf.trial_id` = '{killer.killed}'")

@@ -109,6 +109,28 @@ def test_invalid_options_fail_early():
         FitConfig(lr=0)
 
 
+@pytest.mark.parametrize(("values", "message"), [
+    ({"classifier_epochs": 1.5}, "classifier_epochs must be a whole number, got 1.5"),
+    ({"depth": True}, "depth must be a whole number, got True"),
+    ({"lr": "abc"}, "lr must be a number, got 'abc'"),
+    ({"calibration": float("nan")}, "calibration must be a finite number, got nan"),
+    ({"input_noise": float("inf")}, "input_noise must be a finite number, got inf"),
+    ({"mmd_widths": [1.0, float("nan")]}, "mmd_widths must be a finite number"),
+    ({"mixing": 3}, "mixing must be a string, got 3"),
+    ({"latent_split": 0}, "latent_split must be >= 1"),
+])
+def test_fitconfig_checks_the_type_and_finiteness_of_every_field(values, message):
+    """NaN slips through range checks (nan < 0 is False) and JSON gives 1.5 where an int belongs."""
+    with pytest.raises(ConfigError, match=message):
+        FitConfig.from_dict(values)
+
+
+def test_fitconfig_takes_ints_for_floats_and_numpy_numbers():
+    config = FitConfig.from_dict({"lr": 1, "steps": np.int64(30), "mmd_widths": [1, 2]})
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert config.steps == 30 and type(config.steps) is int and config.mmd_widths == (1.0, 2.0)
+
+
 def test_cli_json_last_line():
     out = subprocess.run(
         [sys.executable, "-m", "izf.train", "--dataset", "toy", "--protocol", "test", "--steps", "50",
