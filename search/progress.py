@@ -125,14 +125,14 @@ class Progress(Callback):
         if step:  # a resumed search's trial, back from its last checkpoint
             self.say(f"{self._name(trials, trial)} continues from its checkpoint at step {step}")
         else:
-            self.say(f"{self._name(trials, trial)} started   {_short(trial.config)}")
+            self.say(f"{self._name(trials, trial)} started: {_short(trial.config)}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
         result = trial.last_result or {}
         step, h = result.get("step", 0), result.get("best_h")
-        how = "completed" if step >= self.max_steps else f"stopped early at step {step}"
+        how = "completed" if step >= self.max_steps else f"stopped at step {step}"
         val = f"val H {100 * h:.2f}" if isinstance(h, float) else "no validation H"
-        self.say(f"{self._name(trials, trial)} {how:<24} {val}   best so far {_best(trials)}")
+        self.say(f"{self._name(trials, trial)} {how}: {val}, best so far {_best(trials)}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
         self.say(f"{self._name(trials, trial)} failed ({self._error(trial)}); retried from its last checkpoint "

@@ -70,7 +70,7 @@ def test_the_main_command_twice_gives_two_searches_each_with_its_own_runs(tmp_pa
     assert len(versions) == 2 and str(b["mlflow"]["version"]) == str(versions[b["mlflow"]["parent_run_id"]])
     assert f"model izf-synthetic version {b['mlflow']['version']} registered:" in second.stderr
     # The console: a start and an end line per trial, and none of Ray's boxes or tables.
-    assert second.stderr.count(" started ") == 1 and second.stderr.count(" completed ") == 1
+    assert second.stderr.count(" started: ") == 1 and second.stderr.count(" completed: val H ") == 1
     assert "╭" not in first.stderr + second.stderr and "Trial status" not in first.stderr
     assert "Traceback" not in first.stderr + second.stderr and "Warning" not in first.stderr + second.stderr
 
