@@ -14,10 +14,17 @@ AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()  # written 
 GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p4de", "p5", "p5e")
 
 
-def check_address(address: str | None) -> None:
-    """Fail in seconds when nothing answers at `address` (Ray itself retries for minutes).
+# An HTTP/2 client's connection preface: the magic string and an empty SETTINGS frame (RFC 9113 3.4).
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
-    "auto" is left to Ray, which fails at once when it finds no cluster on this machine.
+
+def check_address(address: str | None) -> None:
+    """Fail in seconds unless a Ray cluster answers at `address` (Ray itself retries for minutes, in C++
+    where Ctrl-C cannot stop it). Ray's GCS and Ray Client are gRPC servers, and an HTTP/2 server opens
+    with a SETTINGS frame: a port that accepts the connection but answers otherwise is not Ray.
+
+    "auto" is left to Ray, which fails at once when it finds no cluster on this machine; with Ray's TLS
+    (RAY_USE_TLS) only the connection is tried.
     """
     if address is None or address == "auto":
         return
@@ -26,14 +33,30 @@ def check_address(address: str | None) -> None:
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"--address {address!r}: expected 'auto', HOST:PORT (a head node's GCS, port 6379 by "
                           "default) or ray://HOST:10001 (Ray Client)")
+    fix = ("start it (`ray up cluster.yaml`, or `ray start --head` on that host) or check the address; without "
+           "--address the search starts a local Ray")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
+            if os.environ.get("RAY_USE_TLS", "0") in ("0", ""):
+                conn.sendall(HTTP2_PREFACE)
+                if _frame_type(conn) != 4:
+                    raise ConfigError(f"--address {address}: something answers there, but not a Ray cluster (no "
+                                      f"gRPC server); {fix}")
     except OSError as e:
         reason = f"no answer within {CONNECT_TIMEOUT_S:.0f} s" if isinstance(e, TimeoutError) else \
             (e.strerror or str(e)).lower()
-        raise ConfigError(f"--address {address}: no Ray cluster answers there ({reason}); start it (`ray up "
-                          "cluster.yaml`, or `ray start --head` on that host) or check the address; without --address "
-                          "the search starts a local Ray") from None
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({reason}); {fix}") from None
+
+
+def _frame_type(conn: socket.socket) -> int | None:
+    """The type of the first HTTP/2 frame the server sends (None when it closes or says something else)."""
+    header = b""
+    while len(header) < 9:
+        chunk = conn.recv(9 - len(header))
+        if not chunk:
+            return None
+        header += chunk
+    return header[3]
 
 
 def start_ray(address: str | None, *, verbose: bool) -> None:

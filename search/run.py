@@ -13,6 +13,7 @@ import contextlib
 import json
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as `python search/run.py`: make the project importable
@@ -176,9 +177,15 @@ def _signals_ignored() -> "Iterator[None]":  # noqa: F821
             signal.signal(s, handler)
 
 
+def _one_line_warning(message: Warning | str, category: type, filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out, json_out = sys.stdout, "--json" in argv
+    warnings.formatwarning = _one_line_warning  # what the library warns about (a data file, say), as one line
     options, tracker, outcome = None, None, {}
     try:
         options, flags, given = parse(argv)

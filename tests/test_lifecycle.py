@@ -259,6 +259,48 @@ def test_bad_options_fail_at_once_with_one_error_line(tmp_path, monkeypatch, cap
     assert not list(tmp_path.glob("ray_results/*/*/izf_search.json"))  # no search was begun
 
 
+def test_an_address_where_something_else_answers_fails_at_once(tmp_path):
+    """Ray's own connect loop would retry for minutes there, in C++ where Ctrl-C cannot stop it."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.perf_counter()
+        refused = cli(tmp_path, "--address", f"127.0.0.1:{server.server_port}", "--no-tracking", timeout=60)
+    finally:
+        server.shutdown()
+    assert refused.returncode == 1 and time.perf_counter() - started < 30
+    assert refused.stderr.strip() == (
+        f"error: --address 127.0.0.1:{server.server_port}: something answers there, but not a Ray cluster (no gRPC "
+        "server); start it (`ray up cluster.yaml`, or `ray start --head` on that host) or check the address; "
+        "without --address the search starts a local Ray")
+
+
+def test_a_warning_about_the_data_is_one_line_that_names_the_file(tmp_path):
+    import dataclasses
+
+    import scipy.io
+
+    from izf.data import write_xlsa17
+    from izf.data.builtin import toy
+
+    folder = write_xlsa17(dataclasses.replace(toy(), name="SUN"), tmp_path / "data", release="2019")
+    mat = scipy.io.loadmat(folder / "att_splits.mat")
+    scipy.io.savemat(folder / "att_splits.mat", {k: v for k, v in mat.items()
+                                                 if not k.startswith("__") and k != "allclasses_names"})
+    (folder / "allclasses.txt").write_text("one\ntwo\n")
+    # --eval-every beyond the steps stops the search right after the data is read, before Ray starts.
+    stopped = cli(tmp_path, "--dataset", "sun", "--data-root", str(tmp_path / "data"), "--eval-every", "20000",
+                  "--no-tracking")
+    err = stopped.stderr.strip().splitlines()
+    assert stopped.returncode == 1, stopped.stderr
+    assert err[0] == (f"warning: {folder / 'allclasses.txt'} lists 2 classes but att_splits.mat has 4; the class "
+                      "names are not used (classes are named class_0, class_1, ...)")
+    assert len(err) == 2 and err[1].startswith("error: --eval-every 20000 is more than a trial's 11000 steps")
+
+
 def test_a_name_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
     first, second = NameLock(str(tmp_path / "name")), NameLock(str(tmp_path / "name"))
     first.acquire("search-a")
