@@ -166,6 +166,7 @@ def test_the_final_record_is_keyed_by_what_it_records(searched, tmp_path):
     """The same result recorded again (a resumed search that had finished, a sync) adds nothing; another
     result (a stale one replaced) gets its own metrics and version, and the champion follows the rule."""
     _, result, _ = searched
+    environment = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-keyed")
     tracker.start("search-1", str(tmp_path / "search-1"), {"dataset": "keyed"})
     common = dict(best_val=result.best_val, trials=result.trials, test_spread={}, model_file=result.model_file,
@@ -184,6 +185,8 @@ def test_the_final_record_is_keyed_by_what_it_records(searched, tmp_path):
     assert parent.info.status == "FINISHED" and parent.data.tags["izf.status"] == "finished"
     assert len(tracker.client.search_model_versions("name = 'izf-keyed'")) == 2
     assert tracker.failures == 0
+    # MLflow's fluent API exports the store it last used to every later child process; none may leak.
+    assert {k: os.environ.get(k) for k in environment} == environment
 
 
 def test_promote_cli(searched, monkeypatch):

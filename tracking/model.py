@@ -2,7 +2,9 @@
 
 import contextlib
 import io
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -54,8 +56,7 @@ def log_model(client: MlflowClient, run_id: str, model_file: bytes, feature_dim:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.pt"
         path.write_bytes(model_file)
-        mlflow.set_tracking_uri(client.tracking_uri)
-        with mlflow.start_run(run_id=run_id):
+        with _fluent_uris(client.tracking_uri), mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc_code.py")),
                                            artifacts={ARTIFACT: str(path)},
                                            signature=signature, code_paths=code,
@@ -66,10 +67,36 @@ def log_model(client: MlflowClient, run_id: str, model_file: bytes, feature_dim:
 
 def register(client: MlflowClient, name: str, model_uri: str, tags: dict) -> str:
     """Register a new version of `name`; return the version."""
-    mlflow.set_registry_uri(client.tracking_uri)  # the Tracker's registry is its tracking store
-    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..."; the CLI says it
+    # MLflow prints "Successfully registered ..."; the CLI says what it registered itself.
+    with _fluent_uris(client.tracking_uri), contextlib.redirect_stderr(io.StringIO()):
         version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
     return version.version
+
+
+@contextlib.contextmanager
+def _fluent_uris(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (log_model, register_model) at `uri` for one call, then back.
+
+    Its setters are process-wide and also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to every
+    child process started later (a scoring server, the next search's trials), so they are undone here.
+    """
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {k: os.environ.get(k) for k in names}
+    tracking = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    registry = mlflow.get_registry_uri()
+    follows = saved_env["MLFLOW_REGISTRY_URI"] is None and registry == mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # the Tracker's registry is its tracking store
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(tracking)  # None: unset again, MLflow's default
+        mlflow.set_registry_uri(None if follows else registry)  # None: the registry follows the tracking URI
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def promote(client: MlflowClient, name: str, version: str) -> bool:
