@@ -23,6 +23,10 @@ def make_sampler(name: str, seed: int, num_samples: int, fixed: dict) -> "optuna
         # Optuna's 10 random start-up trials would leave TPE almost nothing of a small budget (12 by default).
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, num_samples // 4)))
     if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401 - Optuna imports it only when the first CMA-ES step runs, mid-search
+        except ImportError:
+            raise ConfigError("--sampler cmaes needs the cmaes package: pip install cmaes") from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)

@@ -22,7 +22,15 @@ from search.lock import NameLock
 from search.options import SearchOptions
 from search.progress import Progress, error_line, print_header, quiet_console
 from search.record import SearchRecord
-from search.sampling import METRIC, MODE, check_fixed, check_study_storage, make_searcher, study_has_trials
+from search.sampling import (
+    METRIC,
+    MODE,
+    check_fixed,
+    check_study_storage,
+    make_sampler,
+    make_searcher,
+    study_has_trials,
+)
 from search.space import default_point, space, to_fit_options
 
 __all__ = ["SearchResult", "SearchStart", "run"]
@@ -218,6 +226,7 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
         IZFError: bad settings or data, before any trial.
     """
     check_fixed(space, options.fixed_params)
+    make_sampler(options.sampler, options.sampler_stream, options.num_samples, {})  # its backend is installed
     check_address(options.address)
     check_study_storage(options.study_storage)
     options, record = open_search(options)

@@ -64,11 +64,18 @@ def test_interrupted_download_resumes_then_extracts_and_checks(tmp_path, server)
 def test_download_extracts_and_checks_the_dataset(tmp_path, server, monkeypatch):
     import izf.data.download as dl
 
+    # The served dataset's own counts (5-d attributes, 12 classes, 120 images: 72 trainval, 18 + 30 test),
+    # so that the count check runs on it as on a real one; then a count that differs fails the download.
+    counts = (5, 12, 120, 72, 18, 30)
     monkeypatch.setattr(dl, "XLSA17_NAMES", (*dl.XLSA17_NAMES, "SYNTHETIC"))
+    monkeypatch.setattr(dl, "EXPECTED", {**dl.EXPECTED, "SYNTHETIC": counts})
     RangeHandler.cut_first = False
     (summary,) = download(["synthetic"], tmp_path, url=server, progress=False)
     assert summary["n_classes"] == 12 and summary["n_unseen_classes"] == 3
     assert (tmp_path / "SYNTHETIC" / "res101.mat").is_file()
+    monkeypatch.setattr(dl, "EXPECTED", {**dl.EXPECTED, "SYNTHETIC": (5, 12, 121, 72, 18, 30)})
+    with pytest.raises(DataError, match=r"counts differ from xlsa17's \(got, expected\): \{'n_images': \(120, 121\)\}"):
+        dl.check_counts("synthetic", tmp_path)
 
 
 def test_no_network_says_where_to_put_the_files(tmp_path):

@@ -69,6 +69,30 @@ def test_failing_and_diverging_trials_leave_the_search_intact(tmp_path, local_ra
     assert 0 <= result.test["softmax_h"] <= 1
 
 
+TINY_FIX = {"depth": 2, "hidden_scale": 0.25, "synthetic_per_class": 50}
+
+
+@pytest.mark.parametrize("sampler", ["cmaes", "gp", "nsga2"])
+def test_every_offered_sampler_runs_a_search(tmp_path, local_ray, sampler):
+    """`--sampler cmaes` used to run its trials and then fail: Optuna's CMA-ES backend was not installed."""
+    result = run(SearchOptions(sampler=sampler, num_samples=4, max_concurrent=2, scheduler="none", max_steps=40,
+                               eval_every=20, storage_path=str(tmp_path), fixed_params=TINY_FIX,
+                               start_from_base=False))
+    assert result.n_trials == 4 and result.n_errors == 0 and 0 <= result.test["softmax_h"] <= 1
+    assert result.trials["config/lr"].nunique() == 4  # the sampler proposed four points
+
+
+def test_multi_objective_search_reports_its_pareto_front(tmp_path, local_ray):
+    result = run(SearchOptions(objective="multi", sampler="nsga2", scheduler="none", num_samples=4, max_steps=40,
+                               eval_every=20, storage_path=str(tmp_path), fixed_params=TINY_FIX))
+    front, trials = result.pareto, result.trials
+    assert not front.empty and set(front["trial_id"]) <= set(trials["trial_id"])
+    for _, r in trials.iterrows():  # a trial is on the front exactly when no trial dominates it
+        dominated = ((trials["best_h"] >= r["best_h"]) & (trials["train_seconds"] <= r["train_seconds"])
+                     & ((trials["best_h"] > r["best_h"]) | (trials["train_seconds"] < r["train_seconds"]))).any()
+        assert (r["trial_id"] in set(front["trial_id"])) == (not dominated)
+
+
 def test_gpus_requested_without_gpus_fails_at_once(tmp_path, local_ray):
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=r"has no GPU"):
@@ -189,14 +213,32 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     assert all(r.info.status != "RUNNING" for r in children)
 
 
-def test_default_space_is_pure_and_fast():
-    study = optuna.create_study()
+def test_default_space_only_asks_for_values_fast_and_deterministically():
+    """Ray's OptunaSearch calls the space on the driver for every trial: it must ask the trial for values
+    and do nothing else (no I/O, no randomness of its own), quickly."""
+    class OnlyAsks:
+        def __init__(self, trial):
+            self.trial, self.asked = trial, []
+
+        def __getattr__(self, name):
+            assert name.startswith("suggest_"), f"the space used trial.{name}"
+            self.asked.append(name)
+            return getattr(self.trial, name)
+
+    def points(seed):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        out = []
+        for _ in range(50):
+            trial = study.ask()
+            assert default_space(OnlyAsks(trial)) is None
+            out.append(trial.params)
+            study.tell(trial, 0.0)
+        return out
+
     started = time.perf_counter()
-    for _ in range(50):
-        trial = study.ask()
-        default_space(trial)
-        study.tell(trial, 0.0)
+    first = points(7)
     assert time.perf_counter() - started < 5
+    assert points(7) == first and points(8) != first
 
 
 def fixed_space(trial):

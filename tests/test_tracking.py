@@ -1,5 +1,6 @@
 """Tracking against a real `mlflow server` started on 127.0.0.1 by the test and stopped by its pid."""
 
+import dataclasses
 import io
 import json
 import os
@@ -159,7 +160,12 @@ def test_champion_moves_only_to_a_better_version_on_the_same_data(searched):
     better = register(client, name, recorded["model_uri"], {**base, "val_h": val_h + 0.05})
     assert promote(client, name, better) is True
     assert client.get_model_version_by_alias(name, CHAMPION).version == better
-    assert other_data != better
+    # Promoting a version of other data (the data changed) gives that data's best version the alias...
+    assert promote(client, name, other_data) is True
+    assert client.get_model_version_by_alias(name, CHAMPION).version == other_data
+    # ...and promoting on the first data again compares only within it: `worse` loses to `better`.
+    assert promote(client, name, worse) is False
+    assert client.get_model_version_by_alias(name, CHAMPION).version == better
 
 
 def test_the_final_record_is_keyed_by_what_it_records(searched, tmp_path):
@@ -225,27 +231,37 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
         assert out.returncode == 0, out.stderr[-2000:]
         snapshots.append(_snapshot(MlflowClient(uri, uri), "izf-outage"))
     assert snapshots[0] == snapshots[1]
-    parents, children, versions, champion = snapshots[0]
-    assert len(parents) == 1 and parents[0][1] == "FINISHED" and "test_softmax_h" in parents[0][2]
-    assert len(children) == 3 and all(status == "FINISHED" for _, status, _ in children)
-    for _, _, steps in children:
-        assert steps == (100, 200)
-    assert len(versions) == 1 and champion == versions[0]
+    # The same search with MLflow up all along, to another experiment on the same server: MLflow ends up
+    # holding the same things (run ids, times and the search's name aside).
+    clean = Tracker(uri, "izf-clean")
+    uninterrupted = run(dataclasses.replace(options, name="clean"), on_start=start_hook(clean))
+    record_result(clean, uninterrupted, promote_champion=True)
+    assert clean.failures == 0
+    assert snapshots[0] == _snapshot(MlflowClient(uri, uri), "izf-clean")
+    parent, children, version = snapshots[0]
+    assert parent[0] == "FINISHED" and "test_softmax_h" in dict(parent[2]) and len(children) == 3
+    assert all(status == "FINISHED" and steps == (100, 200) for status, _, steps, _ in children)
+    assert version[0] == 1 and "izf.final_key" in version[1]
 
 
 def _snapshot(client, experiment):
+    """What MLflow holds of the one search in `experiment`, without what differs between two runs of it."""
     exp = client.get_experiment_by_name(experiment).experiment_id
     runs = client.search_runs([exp])
-    parents = sorted((r.info.run_id, r.info.status, tuple(sorted(r.data.metrics))) for r in runs
-                     if "mlflow.parentRunId" not in r.data.tags)
-    children = sorted((r.data.tags["izf.trial_id"], r.info.status,
-                       tuple(m.step for m in client.get_metric_history(r.info.run_id, "h")))
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    params = sorted(k for k in parent.data.params if k != "name")
+    timed = ("seconds", "per_s")  # wall-clock measurements differ between any two runs
+    metrics = {k: None if k.endswith(timed) else round(v, 6) for k, v in parent.data.metrics.items()}
+    artifacts = tuple(sorted(a.path for a in client.list_artifacts(parent.info.run_id, "comparison")))
+    children = sorted((r.info.status, r.data.tags.get("izf.outcome"),
+                       tuple(m.step for m in client.get_metric_history(r.info.run_id, "h")),
+                       tuple(sorted(r.data.params.items())))
                       for r in runs if "mlflow.parentRunId" in r.data.tags)
-    name = "izf-synthetic"
-    versions = sorted(v.version for v in client.search_model_versions(f"name = '{name}'")
-                      if v.tags.get("parent_run_id") in {p[0] for p in parents})
-    champion = client.get_model_version_by_alias(name, CHAMPION).version if versions else None
-    return parents, children, versions, champion
+    versions = [v for v in client.search_model_versions("name = 'izf-synthetic'")
+                if v.tags.get("parent_run_id") == parent.info.run_id]
+    version = (len(versions), tuple(sorted(versions[0].tags)) if versions else ())
+    return ((parent.info.status, parent.data.tags.get("izf.status"), tuple(sorted(metrics.items())), tuple(params),
+             artifacts), children, version)
 
 
 class KillOnce(Callback):
@@ -305,6 +321,44 @@ def test_experiment_end_closes_the_runs_a_search_left_open(tmp_path):
     assert {k: (r.info.status, r.data.tags["izf.outcome"]) for k, r in runs.items()} == {
         "done": ("FINISHED", "completed"), "cut": ("KILLED", "stopped_early"), "lost": ("KILLED", "lost")}
     assert tracker.open_trial_runs() == {} and tracker.failures == 0
+
+
+def test_final_seeds_reach_mlflow_as_mean_and_spread(tmp_path, mlflow_server, local_ray):
+    options = SearchOptions(num_samples=1, storage_path=str(tmp_path / "rr"), max_steps=40, eval_every=20,
+                            scheduler="none", final_seeds=2, name="seeds",
+                            fixed_params={"depth": 2, "hidden_scale": 0.25, "synthetic_per_class": 50})
+    tracker = Tracker(mlflow_server, "izf-seeds")
+    result = run(options, on_start=start_hook(tracker))
+    record_result(tracker, result, promote_champion=False)
+    metrics = tracker.client.get_run(tracker.parent_id).data.metrics
+    assert result.final_seeds == 2 and result.test_spread["softmax_h"] > 0  # two seeds, two different models
+    assert metrics["test_softmax_h"] == pytest.approx(result.test["softmax_h"])
+    assert metrics["test_softmax_h_std"] == pytest.approx(result.test_spread["softmax_h"])
+
+
+def test_a_version_without_val_h_is_never_made_champion(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = Tracker(uri, "izf-hand").client
+    client.create_registered_model("izf-hand")
+    client.create_model_version("izf-hand", source=(tmp_path / "model").as_uri(), tags={"data_checksum": "x"})
+    assert promote(client, "izf-hand", "1") is False  # used to raise: max() of no versions with a val_h
+    out = subprocess.run([sys.executable, "-m", "tracking.promote", "--dataset", "hand", "--mlflow-uri", uri],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.startswith("error: izf-hand version 1 has no val_h tag")
+
+
+def test_tracking_survives_an_outage_but_not_a_bug(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    def outage():
+        raise MlflowException("API request to http://127.0.0.1:5000 failed: connection refused")
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-bugs")
+    with pytest.raises(TypeError):
+        tracker.safe("a bug", lambda: 1 + "1")
+    assert tracker.failures == 0
+    assert tracker.safe("an outage", outage) is None and tracker.failures == 1
+    assert tracker.safe("while offline", lambda: 1) is None and tracker.failures == 2  # no call for a minute
 
 
 def test_champion_is_served_over_rest(searched):

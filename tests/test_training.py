@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from izf import DivergenceError, FitConfig, fit, load_dataset
-from izf.classifiers import Softmax
 from izf.errors import ConfigError
 from izf.io import load_model, save_model
 from izf.metrics import gzsl_scores
@@ -35,8 +34,9 @@ def _generated_unseen(result, n=2000):
 
 
 def test_toy_softmax_gzsl(toy_runs):
+    # (ZSL T1 is 1 by construction here: the toy has one unseen class. GZSL picks among all four.)
     for result in (toy_runs[0.0], toy_runs[preset("toy")["mmd_weight"]]):
-        assert result.metrics["softmax_zsl_t1"] == 1.0  # one unseen class
+        assert result.metrics["softmax_u"] >= 0.9 and result.metrics["softmax_s"] >= 0.9
         assert result.metrics["softmax_h"] >= 0.9
         assert 0.0 <= result.metrics["nbc_h"] <= 1.0
 
@@ -54,15 +54,15 @@ def test_toy_negative_mmd_pushes_generated_unseen_away_from_seen_blobs(toy_runs)
     assert distance_to_seen(toy_runs[0.5]) > distance_to_seen(toy_runs[0.0]) + 0.1
 
 
-def test_synthetic_izf_beats_seen_only_softmax_and_ridge_baseline():
+def test_synthetic_izf_beats_a_ridge_attribute_regression():
+    """A linear map from features to class attributes, nearest class by attributes: the classic ZSL
+    baseline. (A softmax over seen classes only would be no baseline: its U, hence H, is 0 by construction.)"""
     split = load_dataset("synthetic", protocol="test")
     result = fit(split, FitConfig.from_dict(preset("synthetic")))
     izf_h = max(result.metrics["nbc_h"], result.metrics["softmax_h"])
     x, y = torch.as_tensor(split.train_x), torch.as_tensor(split.train_y)
     seen_x, seen_y = torch.as_tensor(split.seen_x), torch.as_tensor(split.seen_y)
     unseen_x, unseen_y = torch.as_tensor(split.unseen_x), torch.as_tensor(split.unseen_y)
-    seen_only = Softmax(x.shape[1], split.n_classes, n_seen=split.n_seen, epochs=30).fit(x, y)
-    seen_only_h = gzsl_scores(seen_only.predict(seen_x), seen_y, seen_only.predict(unseen_x), unseen_y)["h"]
     att = torch.as_tensor(split.attributes)
     ridge = torch.linalg.solve(x.T @ x + 1.0 * torch.eye(x.shape[1]), x.T @ att[y])
 
@@ -70,8 +70,8 @@ def test_synthetic_izf_beats_seen_only_softmax_and_ridge_baseline():
         return torch.cdist(features @ ridge, att).argmin(dim=1)
 
     ridge_h = gzsl_scores(nearest_class(seen_x), seen_y, nearest_class(unseen_x), unseen_y)["h"]
-    print(f"IZF H {izf_h:.3f}, seen-only softmax H {seen_only_h:.3f}, ridge H {ridge_h:.3f}")
-    assert izf_h > seen_only_h and izf_h > ridge_h
+    print(f"IZF H {izf_h:.3f}, ridge H {ridge_h:.3f}")
+    assert 0 < ridge_h < izf_h
 
 
 def test_saved_model_predicts_identically(tmp_path, toy_split):

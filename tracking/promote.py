@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no registered model {name!r} at {uri}; run a search first", file=sys.stderr)
             return 1
         version = args.version or max(versions, key=lambda v: int(v.version)).version
+        if "val_h" not in client.get_model_version(name, version).tags:
+            print(f"error: {name} version {version} has no val_h tag (it was not registered by a search), so the "
+                  "champion rule cannot weigh it; give --version of a search's model", file=sys.stderr)
+            return 1
         promote(client, name, version)
         print(f"{name}@{CHAMPION} -> version {client.get_model_version_by_alias(name, CHAMPION).version}")
     except MlflowException as e:

@@ -5,6 +5,7 @@ counted and warned about once, and `python -m tracking.sync` can write what is m
 """
 
 import fcntl
+import json
 import logging
 import math
 import os
@@ -12,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import requests
+import sqlalchemy.exc
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -32,6 +35,9 @@ NOISE_KEYS = {"timestamp", "pid", "time_this_iter_s", "time_total_s", "time_sinc
               "iterations_since_restore", "done", "step", "date", "hostname", "node_ip", "trial_id",
               "checkpoint_dir_name", "should_checkpoint", "experiment_tag"}
 MAX_PARAM_LENGTH = 6000
+# What an unreachable or failing store raises: MLflow's own errors (its REST client wraps HTTP failures in
+# them), connection and file errors, requests' errors, and the database's (sqlite "database is locked").
+OUTAGE_ERRORS = (MlflowException, OSError, requests.RequestException, sqlalchemy.exc.SQLAlchemyError)
 URI_USAGE = "use sqlite:////abs/path/mlflow.db (the default: ./mlflow.db) or http://host:5000 (a shared server)"
 RETRY_AFTER_S = 60.0  # after a failure, skip MLflow calls this long instead of waiting on each one
 # MLflow's own HTTP retries back off for minutes; a search should not stall that long on a dead server.
@@ -55,6 +61,14 @@ def metrics_of(result: dict) -> dict[str, float]:
         if math.isfinite(value):
             out[key] = float(value)
     return out
+
+
+def param_text(value: object) -> str:
+    """A parameter as MLflow keeps it: text, lists and dicts as JSON, whether they came from a live search
+    (tuples) or from its files (lists), so that the two record the same."""
+    text = json.dumps(list(value) if isinstance(value, tuple) else value, default=str) \
+        if isinstance(value, list | tuple | dict) else str(value)
+    return text[:MAX_PARAM_LENGTH]
 
 
 def git_commit() -> str:
@@ -115,12 +129,15 @@ class Tracker:
         self._client = client
 
     def safe(self, what: str, fn: "callable", *args: object, **kwargs: object) -> object:
+        """fn(*args, **kwargs), or None when MLflow cannot be reached or refuses (counted, warned about once,
+        and no MLflow call for the next minute). An outage must not stop a search; a bug in our own code
+        (a TypeError, say) is not an outage and is raised."""
         if time.monotonic() < self.offline_until:
             self.failures += 1
             return None
         try:
             return fn(*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - tracking must never stop a search
+        except OUTAGE_ERRORS as e:
             self.failures += 1
             self.offline_until = time.monotonic() + RETRY_AFTER_S
             if self.failures == 1:
@@ -164,7 +181,7 @@ class Tracker:
                     SEARCH_TAG: search_id, ROLE_TAG: "search", PARENT_TAG: experiment_path, STATUS_TAG: "running",
                     **(tags or {})})
                 run_id = run.info.run_id
-                self.client.log_batch(run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
+                self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
             elif reopen:
                 self.client.set_tag(run_id, STATUS_TAG, "running")
                 self.client.update_run(run_id, status="RUNNING")
@@ -183,7 +200,7 @@ class Tracker:
                     TRIAL_TAG: trial_id, SEARCH_TAG: self.search_id, ROLE_TAG: "trial",
                     "mlflow.parentRunId": self.parent_id, **tags})
                 run_id = run.info.run_id
-                self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+                self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
             else:
                 if reopen:
                     self.client.update_run(run_id, status="RUNNING")
