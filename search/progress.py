@@ -10,6 +10,8 @@ from typing import TextIO
 
 from ray.tune import Callback
 
+from search.space import fit_fields
+
 __all__ = ["Progress", "error_line", "print_header", "quiet_console"]
 
 STATUS_EVERY_S = 60.0
@@ -83,18 +85,8 @@ def _best(trials: list) -> str:
 
 
 def _short(config: dict) -> str:
-    """A sampled config in one line: floats to 3 digits; a switch `use_mmd` shown as `mmd=off` when off,
-    and left out when on (its `mmd_weight` follows)."""
-    cells = []
-    for key, value in config.items():
-        if key.startswith("use_") and isinstance(value, bool):
-            if not value:
-                cells.append(f"{key.removeprefix('use_')}=off")
-            elif not any(k.startswith(key.removeprefix("use_")) for k in config):
-                cells.append(f"{key}=True")
-            continue
-        cells.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
-    return " ".join(cells)
+    """The FitConfig values a trial trains with, in one line (floats to 3 digits)."""
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in fit_fields(config).items())
 
 
 class Progress(Callback):

@@ -117,15 +117,11 @@ def parse(argv: list[str] | None) -> tuple[SearchOptions, dict, dict]:
 
 def _check_overrides(overrides: dict) -> None:
     """Unknown keys, bad values and keys the search space samples (which would win) fail here, before any work."""
-    import dataclasses
-
     from izf.training import FitConfig
-    from search.space import default_point, to_fit_options
+    from search.space import Dims, searched_fields, space
 
     FitConfig.from_dict(overrides)
-    base = dataclasses.asdict(FitConfig())
-    searched = sorted(set(overrides) & set(to_fit_options(default_point(base, 2048), feature_dim=2048,
-                                                          attribute_dim=102)))
+    searched = sorted(set(overrides) & searched_fields(space, Dims(features=2048, attributes=102)))
     if searched:
         raise ConfigError(f"--set {', '.join(searched)}: the search space samples it, so a fixed value would be "
                           "overridden; hold the space's parameter instead, e.g. --fix depth=5 --fix hidden_scale=0.5")

@@ -1,63 +1,160 @@
-"""The search space. Edit this file to change what a search explores.
+"""The search space. Edit `space` to change what a search explores: one edit per dimension.
 
-`space(trial)` is an Optuna define-by-run function: it only asks the trial for values (no work
-here). `to_fit_options` turns one sampled point into FitConfig fields. `default_point` is the
-paper-informed starting point that every new search evaluates first.
+`space(trial, dims)` is an Optuna define-by-run function that only asks the trial for values. A
+parameter named after a FitConfig field is that field: `trial.suggest_float("weight_decay", 1e-6,
+1e-2, log=True)` is all it takes to search weight decay; it is then sampled, logged to MLflow and
+trained with. Other parameters (switches such as `use_mmd`, scales such as `hidden_scale`) must be
+categorical, and the dict the function returns gives the FitConfig fields they decide. Ray's
+OptunaSearch adds that dict to each trial's config, so a trial's config holds every searched
+FitConfig value it trains with.
+
+The dataset's base config is evaluated first, as the point of the space nearest to it (`base_point`).
 """
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import optuna
 
-__all__ = ["space", "default_point", "to_fit_options"]
+from izf.errors import ConfigError
+from izf.training import FitConfig
+
+__all__ = ["space", "Dims", "fit_fields", "base_point", "bind", "searched_fields"]
+
+FIELDS = frozenset(f.name for f in fields(FitConfig))
 
 
-def space(trial: optuna.Trial) -> None:
+@dataclass(frozen=True)
+class Dims:
+    """The shapes the space may depend on: feature dim D and attribute dim A."""
+
+    features: int
+    attributes: int
+
+
+def space(trial: optuna.Trial, dims: Dims) -> dict:
     trial.suggest_int("depth", 2, 10)
-    trial.suggest_categorical("hidden_scale", [0.25, 0.5, 1.0])  # subnet width relative to the feature dim
-    if trial.suggest_categorical("use_mmd", [True, False]):  # False reaches mmd_weight = 0 (the ablation)
-        trial.suggest_float("mmd_weight", 1e-3, 1.0, log=True)
-    trial.suggest_float("latent_split_ratio", 0.5, 2.0, log=True)  # d_s relative to the attribute dim
+    hidden_scale = trial.suggest_categorical("hidden_scale", [0.25, 0.5, 1.0])  # subnet width / feature dim
+    use_mmd = trial.suggest_categorical("use_mmd", [True, False])  # False: mmd_weight = 0 (the ablation)
+    mmd_weight = trial.suggest_float("mmd_weight", 1e-3, 1.0, log=True) if use_mmd else 0.0
+    trial.suggest_int("latent_split", max(1, dims.attributes // 2), min(2 * dims.attributes, dims.features - 1),
+                      log=True)  # d_s, around the attribute dim
     trial.suggest_float("lr", 1e-4, 3e-3, log=True)
     trial.suggest_float("semantic_weight", 1.0, 30.0, log=True)
-    if trial.suggest_categorical("use_centralizing", [True, False]):
-        trial.suggest_float("centralizing_weight", 0.1, 10.0, log=True)
+    use_centralizing = trial.suggest_categorical("use_centralizing", [True, False])
+    centralizing_weight = trial.suggest_float("centralizing_weight", 0.1, 10.0, log=True) if use_centralizing else 0.0
     trial.suggest_float("temperature", 0.5, 1.0)
     trial.suggest_categorical("batch_size", [128, 256, 512])
     trial.suggest_int("synthetic_per_class", 50, 800, log=True)
+    return {"hidden": max(8, round(hidden_scale * dims.features)), "mmd_weight": mmd_weight,
+            "centralizing_weight": centralizing_weight}
 
 
-def default_point(base: dict, feature_dim: int) -> dict:
-    """The base FitConfig (paper defaults or the dataset preset) as a point of `space`."""
-    point = {
-        "depth": base["depth"],
-        "hidden_scale": min((0.25, 0.5, 1.0), key=lambda s: abs(s * feature_dim - base["hidden"])),
-        "use_mmd": base["mmd_weight"] > 0,
-        "latent_split_ratio": 1.0,
-        "lr": base["lr"],
-        "semantic_weight": base["semantic_weight"],
-        "use_centralizing": base["centralizing_weight"] > 0,
-        "temperature": base["temperature"],
-        "batch_size": base["batch_size"],
-        "synthetic_per_class": base["synthetic_per_class"],
-    }
-    if point["use_mmd"]:
-        point["mmd_weight"] = base["mmd_weight"]
-    if point["use_centralizing"]:
-        point["centralizing_weight"] = base["centralizing_weight"]
-    return point
+def bind(space_fn: Callable, dims: Dims) -> Callable[[optuna.Trial], dict | None]:
+    """The one-argument function Ray's OptunaSearch calls."""
+    return functools.partial(space_fn, dims=dims)
 
 
-def to_fit_options(params: dict, *, feature_dim: int, attribute_dim: int) -> dict:
-    """FitConfig fields from a sampled point; keys the space does not know pass through unchanged."""
-    p = dict(params)
-    options = {}
-    if "hidden_scale" in p:
-        options["hidden"] = max(8, round(p.pop("hidden_scale") * feature_dim))
-    if "use_mmd" in p:
-        options["mmd_weight"] = p.pop("mmd_weight", 0.0) if p.pop("use_mmd") else 0.0
-        p.pop("mmd_weight", None)
-    if "use_centralizing" in p:
-        options["centralizing_weight"] = p.pop("centralizing_weight", 0.0) if p.pop("use_centralizing") else 0.0
-        p.pop("centralizing_weight", None)
-    if "latent_split_ratio" in p:
-        options["latent_split"] = min(max(1, round(p.pop("latent_split_ratio") * attribute_dim)), feature_dim - 1)
-    return {**p, **options}
+def fit_fields(config: dict) -> dict:
+    """The FitConfig fields of a trial's config (its sampled values and what the space returned)."""
+    return {k: v for k, v in config.items() if k in FIELDS}
+
+
+def searched_fields(space_fn: Callable, dims: Dims) -> set[str]:
+    """The FitConfig fields the space sets, and a ConfigError for a returned key that is not one."""
+    study = _quiet_study()
+    found: set[str] = set()
+    for _ in range(16):  # enough random points to pass both sides of every switch
+        trial = study.ask()
+        returned = space_fn(trial, dims) or {}
+        unknown = sorted(set(returned) - FIELDS)
+        if unknown:
+            raise ConfigError(f"the search space returns {unknown}, which are not FitConfig fields; "
+                              f"return only fields ({', '.join(sorted(FIELDS))})")
+        found |= set(returned) | (set(trial.params) & FIELDS)
+        study.tell(trial, 0.0)
+    return found
+
+
+class _BaseTrial:
+    """Answers a space's questions from a base config: a field's own value (nearest choice, or clipped into
+    the range); a categorical that is not a field, from `choices` (else its first choice)."""
+
+    def __init__(self, base: dict, choices: dict) -> None:
+        self.base, self.choices = base, choices
+        self.params: dict = {}
+        self.open: dict[str, list] = {}  # the categoricals that are not fields, and their choices
+
+    def _answer(self, name: str, value: object) -> object:
+        self.params[name] = value
+        return value
+
+    def suggest_categorical(self, name: str, choices: list) -> object:
+        if name in FIELDS:
+            target = self.base[name]
+            if target in choices:
+                return self._answer(name, target)
+            numeric = [c for c in choices if isinstance(c, int | float) and not isinstance(c, bool)]
+            if isinstance(target, int | float) and numeric:
+                return self._answer(name, min(numeric, key=lambda c: abs(c - target)))
+            return self._answer(name, choices[0])
+        self.open[name] = list(choices)
+        return self._answer(name, self.choices.get(name, choices[0]))
+
+    def suggest_int(self, name: str, low: int, high: int, **kwargs: object) -> int:
+        return self._answer(name, min(max(int(round(self._field(name, low, high))), low), high))
+
+    def suggest_float(self, name: str, low: float, high: float, **kwargs: object) -> float:
+        return self._answer(name, min(max(float(self._field(name, low, high)), low), high))
+
+    def _field(self, name: str, low: float, high: float) -> float:
+        if name not in FIELDS:
+            raise ConfigError(f"search space parameter {name!r} is numeric but not a FitConfig field; the base "
+                              "config cannot be placed in the space (make it categorical, or name it after "
+                              "the field it sets)")
+        value = self.base[name]
+        return math.sqrt(low * high) if value is None else value
+
+
+def base_point(space_fn: Callable, dims: Dims, base: dict, *, fixed: dict | None = None) -> dict:
+    """The point of the space that trains the base config: fields take their base values (clipped into their
+    ranges), and each categorical that is not a field (a switch, a scale) the choice whose returned fields are
+    nearest the base. `fixed` parameters (--fix) keep their values."""
+    fixed = fixed or {}
+    base = {**base, "latent_split": base.get("latent_split") or dims.attributes,
+            **{k: v for k, v in fixed.items() if k in FIELDS}}
+    choices = {k: v for k, v in fixed.items() if k not in FIELDS}
+    while True:
+        trial = _BaseTrial(base, choices)
+        space_fn(trial, dims)
+        undecided = [name for name in trial.open if name not in choices]
+        if not undecided:
+            return trial.params
+        name = undecided[0]
+        choices[name] = min(trial.open[name], key=lambda c: _distance(space_fn, dims, base, {**choices, name: c}))
+
+
+def _distance(space_fn: Callable, dims: Dims, base: dict, choices: dict) -> float:
+    """How far the fields set by the point with these choices are from the base config (0 when equal)."""
+    trial = _BaseTrial(base, choices)
+    returned = space_fn(trial, dims) or {}
+    fields = {**fit_fields(trial.params), **returned}
+    total = 0.0
+    for key, value in fields.items():
+        target = base.get(key)
+        if isinstance(value, int | float) and isinstance(target, int | float):
+            total += abs(value - target) / max(abs(value), abs(target), 1e-12)
+        else:
+            total += value != target
+    return total
+
+
+def _quiet_study() -> optuna.Study:
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
+    try:
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    finally:
+        optuna.logging.set_verbosity(verbosity)

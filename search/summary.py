@@ -2,6 +2,7 @@
 
 import textwrap
 
+from search.space import FIELDS
 from search.tuner import SearchResult
 
 __all__ = ["print_summary", "top_trials"]
@@ -11,12 +12,12 @@ WIDTH = 110
 
 
 def top_trials(result: SearchResult, n: int = 5) -> "pd.DataFrame":  # noqa: F821
-    """The n best trials: their validation H, U, S, last step and sampled parameters (a switch such as
-    use_mmd left out: its weight reads "off" where it was off)."""
+    """The n best trials: their validation H, U, S, last step and the FitConfig values the trials varied."""
     df = result.trials.sort_values("best_h", ascending=False).head(n)
-    params = [c for c in df.columns if c.startswith("config/") and not c.startswith("config/use_")][:PARAMS_SHOWN]
+    varied = [c for c in df.columns if c.startswith("config/") and c.removeprefix("config/") in FIELDS
+              and result.trials[c].astype(str).nunique() > 1][:PARAMS_SHOWN]
     metrics = [c for c in ("best_h", "softmax_u", "softmax_s", "step") if c in df.columns]
-    out = df[["trial_id", *metrics, *params]].copy()
+    out = df[["trial_id", *metrics, *varied]].copy()
     out.columns = [c.removeprefix("config/") for c in out.columns]
     return out.rename(columns={"best_h": "val_H", "softmax_u": "U", "softmax_s": "S"})
 
@@ -29,7 +30,7 @@ def print_summary(result: SearchResult) -> None:
           f"{seconds:02d} s ===\n{result.experiment_path}")
     with pd.option_context("display.max_columns", 30, "display.precision", 3):
         print("top trials by validation H:")
-        print(top_trials(result).to_string(index=False, na_rep="off", line_width=WIDTH))
+        print(top_trials(result).to_string(index=False, line_width=WIDTH))
         if result.pareto is not None:
             print("\nPareto front (validation H vs training seconds):")
             print(result.pareto[["trial_id", "best_h", "train_seconds"]].to_string(index=False))

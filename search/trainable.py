@@ -10,7 +10,7 @@ from ray import tune
 
 import izf
 from izf.data import Split
-from search.space import to_fit_options
+from search.space import fit_fields
 
 __all__ = ["train_izf", "dataset_memory", "STATE_FILE"]
 
@@ -51,7 +51,7 @@ def train_izf(config: dict, *, split: Split, base: dict, checkpoint_every: int =
     """
     base = dict(base)
     torch.set_num_threads(max(1, int(base.pop("threads", 1))))
-    options = to_fit_options(config, feature_dim=split.feature_dim, attribute_dim=split.attribute_dim)
+    options = fit_fields(config)  # the trial's sampled FitConfig fields and those the space derived
     # A trial given no GPU still sees every GPU on its node, so ask Ray, not CUDA.
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     fit_config = izf.FitConfig.from_dict({**base, **options, "device": device})

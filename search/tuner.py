@@ -31,7 +31,7 @@ from search.sampling import (
     make_searcher,
     study_has_trials,
 )
-from search.space import default_point, space, to_fit_options
+from search.space import Dims, base_point, bind, fit_fields, searched_fields, space
 
 __all__ = ["SearchResult", "SearchStart", "run"]
 
@@ -70,8 +70,7 @@ class SearchStart:
 
     def params_of(self, sampled: dict) -> dict:
         """Every FitConfig value a trial with these sampled parameters trains with."""
-        return {**self.base, **to_fit_options(sampled, feature_dim=self.feature_dim,
-                                              attribute_dim=self.attribute_dim)}
+        return {**self.base, **fit_fields(sampled)}
 
 
 @dataclass
@@ -214,7 +213,7 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     A second driver on the same name is refused while the first runs.
 
     Arguments:
-        space: an Optuna define-by-run function (default `search.space.space`).
+        space: a define-by-run function `space(trial, dims)` (default `search.space.space`; see there).
         points: the first points to evaluate (default: the dataset's base config as a point of `space`).
         on_start: called once the data is loaded, before any trial; returns Tune callbacks (tracking).
         notes: plain values the caller keeps in a new search's record (the CLI: where it tracks to).
@@ -225,44 +224,69 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
         SearchFailed: no trial produced a validation H (all failed, or the time budget ended first).
         IZFError: bad settings or data, before any trial.
     """
-    check_fixed(space, options.fixed_params)
     make_sampler(options.sampler, options.sampler_stream, options.num_samples, {})  # its backend is installed
     check_address(options.address)
     check_study_storage(options.study_storage)
     options, record = open_search(options)
+    finished = record is not None and record.status == "finished"
+    prepared = None if finished else _prepare(options, space, points)
     check_storage(options)
     lock = NameLock(options.name_folder)
     lock.acquire(options.search_id)
     try:
         with Interruption() as interruption:
-            return _run(options, record, interruption, space, points, on_start, notes)
+            if finished:
+                return _record_again(options, record, interruption, on_start)
+            return _run(options, record, interruption, prepared, on_start, notes)
     finally:
         lock.release()
 
 
-def _run(options: SearchOptions, record: SearchRecord | None, interruption: Interruption, space: Callable,
-         points: list[dict] | None, on_start: Callable | None, notes: dict | None) -> SearchResult:
-    if record is not None and record.status == "finished":  # it only remains to record it (tracking)
-        d = record["description"]
-        start = SearchStart(options, d["data_checksum"], d["base"], d["feature_dim"], d["attribute_dim"],
-                            interruption, resumed=True)
-        if on_start is not None:
-            on_start(start)
-        return _finished(options, record)
+@dataclass
+class _Prepared:
+    """The data and the checked space of a search, before anything is written or Ray started."""
+
+    bench: "Benchmark"  # noqa: F821
+    val_split: "Split"  # noqa: F821
+    base: dict
+    space: Callable  # the space bound to the data's dims: what OptunaSearch calls
+    points: list[dict]
+
+
+def _prepare(options: SearchOptions, space_fn: Callable, points: list[dict] | None) -> _Prepared:
     bench = load_benchmark(options.dataset, root=options.data_root, seed=options.seed)
-    scaling = feature_scaling(options.dataset)
-    val_split = make_split(bench, "val", features=scaling, seed=options.seed)
+    val_split = make_split(bench, "val", features=feature_scaling(options.dataset), seed=options.seed)
     base = _base_config(options, eval_every_default=500)
     options.check_steps(base["steps"])
+    dims = Dims(val_split.feature_dim, val_split.attribute_dim)
+    searched_fields(space_fn, dims)  # what it returns are FitConfig fields
+    bound = bind(space_fn, dims)
+    check_fixed(bound, options.fixed_params)
     if points is None:
-        points = [{**default_point(base, val_split.feature_dim), **options.fixed_params}] \
-            if options.start_from_base else []
+        points = [base_point(space_fn, dims, base, fixed=options.fixed_params)] if options.start_from_base else []
+    return _Prepared(bench, val_split, base, bound, points)
+
+
+def _record_again(options: SearchOptions, record: SearchRecord, interruption: Interruption,
+                  on_start: Callable | None) -> SearchResult:
+    """A resumed search that had finished: it only remains to record it (tracking), from its record."""
+    d = record["description"]
+    start = SearchStart(options, d["data_checksum"], d["base"], d["feature_dim"], d["attribute_dim"],
+                        interruption, resumed=True)
+    if on_start is not None:
+        on_start(start)
+    return _finished(options, record)
+
+
+def _run(options: SearchOptions, record: SearchRecord | None, interruption: Interruption, prepared: _Prepared,
+         on_start: Callable | None, notes: dict | None) -> SearchResult:
+    base, val_split = prepared.base, prepared.val_split
     _quiet_ray(options.verbose)
     quiet_console(options.verbose)
     start_ray(options.address, verbose=options.verbose)
     interruption.reinstall()
     check_resources(options.cpus_per_trial, options.gpus_per_trial)
-    start = SearchStart(options, bench.checksum(), base, val_split.feature_dim, val_split.attribute_dim,
+    start = SearchStart(options, prepared.bench.checksum(), base, val_split.feature_dim, val_split.attribute_dim,
                         interruption, resumed=record is not None)
     print_header(options, None if record is None else record.status)
     if record is None:
@@ -275,7 +299,7 @@ def _run(options: SearchOptions, record: SearchRecord | None, interruption: Inte
         record.data["resumed_at"] = [*record.get("resumed_at", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
         record.mark("running", signal=None, error=None)
     try:
-        return _search(options, record, start, bench, val_split, space, points, on_start)
+        return _search(options, record, start, prepared, on_start)
     except KeyboardInterrupt as e:
         record.mark("interrupted", signal=getattr(e, "signal_name", "SIGINT"))
         raise
@@ -284,15 +308,14 @@ def _run(options: SearchOptions, record: SearchRecord | None, interruption: Inte
         raise
 
 
-def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, bench: "Benchmark",  # noqa: F821
-            val_split: "Split", space: Callable, points: list[dict], on_start: Callable | None  # noqa: F821
-            ) -> SearchResult:
+def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, prepared: _Prepared,
+            on_start: Callable | None) -> SearchResult:
     import ray
     from ray import tune
 
     from search.trainable import train_izf
 
-    base = start.base
+    base, val_split = start.base, prepared.val_split
     progress = [] if options.verbose else [Progress(options.num_samples, base["steps"])]
     callbacks = DriverCallbacks(options.search_id, [*progress, *(on_start(start) if on_start else [])])
     threads = max(1, int(options.cpus_per_trial))
@@ -304,7 +327,7 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, be
     started = time.perf_counter()
     try:
         with start.interruption.tune_loop():
-            grid = _tuner(options, trainable, base, space, points, callbacks).fit()
+            grid = _tuner(options, trainable, base, prepared.space, prepared.points, callbacks).fit()
     finally:
         callbacks.release()
     search_seconds = time.perf_counter() - started
@@ -316,10 +339,9 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, be
     best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all")
     history = best.metrics_dataframe
     best_row = history.loc[history["h"].idxmax()]
-    chosen = {**base, **to_fit_options(best.config, feature_dim=val_split.feature_dim,
-                                       attribute_dim=val_split.attribute_dim)}
+    chosen = {**base, **fit_fields(best.config)}
     chosen["steps"], chosen["eval_every"] = int(best_row["step"]), 0
-    test_split = make_split(bench, "test", features=feature_scaling(options.dataset), seed=options.seed)
+    test_split = make_split(prepared.bench, "test", features=feature_scaling(options.dataset), seed=options.seed)
     final = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(_final_fit)
     split_ref = ray.put(test_split)
     refs = [final.remote(split_ref, {**chosen, "seed": options.seed + i, "threads": threads})

@@ -8,6 +8,7 @@ Without them the tests that need them are skipped, saying how to get them; IZF_R
 
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -65,6 +66,24 @@ def real_split_labels(name: str) -> np.ndarray:
         labels[idx] = pool[np.arange(idx.size) % pool.size]
     assert (labels >= 0).all()
     return labels
+
+
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_uri_from_outside():
+    """Each test starts and ends without MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI: not the user's own
+    (the CLI would record to their server), and not one a test set through mlflow.set_tracking_uri,
+    which exports it to every process started later."""
+    for name in MLFLOW_URI_VARIABLES:
+        os.environ.pop(name, None)
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
+        sys.modules["mlflow"].set_registry_uri(None)
+    for name in MLFLOW_URI_VARIABLES:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,12 @@ from mlflow import MlflowClient
 from izf.data import load_dataset
 from izf.errors import ConfigError
 from search import SearchOptions, run
+from search.space import FIELDS, Dims, bind
 from search.space import space as default_space
 from search.trainable import dataset_memory
 
 ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_DIMS = Dims(features=128, attributes=24)
 QUICK = dict(max_steps=300, eval_every=100, max_concurrent=2)
 
 
@@ -36,8 +38,9 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     # The default point reached Optuna as its first trial, and a Tune trial ran exactly that point.
     point = trials[0].params
     assert point["depth"] == 4 and point["use_mmd"] is True and point["mmd_weight"] == 0.01
+    assert point["hidden_scale"] == 1.0 and point["latent_split"] == 24  # the preset's 128 hidden, d_s = A
     ran = [rows[0]["config"] for rows in trial_results(result.experiment_path).values()]
-    assert point in ran
+    assert any(point.items() <= config.items() for config in ran)  # a config also holds the fields it sets
     assert 0 <= result.test["softmax_h"] <= 1 and result.best_config["steps"] <= 300
 
     # A second search of the same name: a folder of its own beside the first, the same Optuna study.
@@ -49,7 +52,7 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     assert len(optuna.load_study(study_name="study-a", storage=study).trials) == 8
 
 
-def faulty_space(trial):
+def faulty_space(trial, dims):
     """lr 1e30 diverges (DivergenceError); clamp -1 is rejected by FitConfig inside the trial (ConfigError)."""
     trial.suggest_categorical("lr", [1e-3, 1e30])
     trial.suggest_categorical("clamp", [2.0, -1.0])
@@ -80,6 +83,36 @@ def test_every_offered_sampler_runs_a_search(tmp_path, local_ray, sampler):
                                start_from_base=False))
     assert result.n_trials == 4 and result.n_errors == 0 and 0 <= result.test["softmax_h"] <= 1
     assert result.trials["config/lr"].nunique() == 4  # the sampler proposed four points
+
+
+def wider(trial, dims):
+    """The default space and one more dimension (Tune saves the space with its state: module level)."""
+    fields = default_space(trial, dims)
+    trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True)  # the one edit
+    return fields
+
+
+def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_path, local_ray):
+    import torch
+
+    from search.results import trial_reports
+    from search.trainable import STATE_FILE
+    from tracking import Tracker
+    from tracking.search_tracking import start_hook
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-wider")
+    result = run(SearchOptions(num_samples=3, scheduler="none", max_steps=20, eval_every=20, fixed_params=TINY_FIX,
+                               storage_path=str(tmp_path / "rr"), start_from_base=False),
+                 space=wider, on_start=start_hook(tracker))
+    trials = trial_reports(result.experiment_path)
+    sampled = {rows[0]["trial_id"]: rows[0]["config"]["weight_decay"] for _, rows in trials}
+    assert len(set(sampled.values())) == 3 and all(1e-5 <= v <= 1e-3 for v in sampled.values())
+    runs = tracker.client.search_runs([tracker.experiment_id()], filter_string="tags.`izf.role` = 'trial'")
+    assert {r.data.tags["izf.trial_id"]: float(r.data.params["weight_decay"]) for r in runs} == sampled
+    for folder, rows in trials:  # each trial's checkpoint holds the FitConfig it trained with
+        (state,) = folder.glob(f"checkpoint_*/{STATE_FILE}")
+        assert torch.load(state, weights_only=True)["config"]["weight_decay"] == sampled[rows[0]["trial_id"]]
+    assert result.best_config["weight_decay"] == sampled[result.chosen_trial]
 
 
 def test_multi_objective_search_reports_its_pareto_front(tmp_path, local_ray):
@@ -130,18 +163,19 @@ def test_cli_fix_holds_space_parameters_and_bad_ones_fail_before_any_work(tmp_pa
     study = optuna.create_study(sampler=make_sampler("tpe", 0, 12, options.fixed_params))
     for _ in range(5):
         trial = study.ask()
-        default_space(trial)
+        default_space(trial, SYNTHETIC_DIMS)
         assert {k: trial.params[k] for k in options.fixed_params} == options.fixed_params
         study.tell(trial, trial.params["lr"])
     for fixed, message in (({"nosuch": 1}, "not a parameter of the search space"),
                            ({"mmd_weight": 0.1}, "only in some trials"),
                            ({"depth": 12}, "out of range"),
+                           ({"latent_split": 100}, "out of range"),  # the range follows the data: A = 24
                            ({"hidden_scale": 0.75}, "not in")):
         with pytest.raises(ConfigError, match=message):
-            check_fixed(default_space, fixed)
-        # run() checks first: no data loaded, no Ray started, nothing written
+            check_fixed(bind(default_space, SYNTHETIC_DIMS), fixed)
+        # run() checks once the data is loaded: before Ray starts, before anything is written
         with pytest.raises(ConfigError, match=message):
-            run(SearchOptions(dataset="nosuch", storage_path=str(tmp_path), fixed_params=fixed))
+            run(SearchOptions(storage_path=str(tmp_path), fixed_params=fixed))
     assert not any(tmp_path.iterdir())
     with pytest.raises(ConfigError, match="NAME=VALUE"):
         parse(["--fix", "depth"])
@@ -230,7 +264,7 @@ def test_default_space_only_asks_for_values_fast_and_deterministically():
         out = []
         for _ in range(50):
             trial = study.ask()
-            assert default_space(OnlyAsks(trial)) is None
+            assert set(default_space(OnlyAsks(trial), SYNTHETIC_DIMS)) <= FIELDS  # it returns fields only
             out.append(trial.params)
             study.tell(trial, 0.0)
         return out
@@ -241,7 +275,7 @@ def test_default_space_only_asks_for_values_fast_and_deterministically():
     assert points(7) == first and points(8) != first
 
 
-def fixed_space(trial):
+def fixed_space(trial, dims):
     trial.suggest_categorical("depth", [2])
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from search.results import trial_reports
-from search.space import to_fit_options
+from search.space import fit_fields
 from tracking.search_tracking import parent_params, record_final
 from tracking.tracker import Tracker, default_tracking_uri
 
@@ -49,8 +49,7 @@ def sync(folder: Path | str, tracker: Tracker, *, promote_champion: bool = True)
     trials = trial_reports(folder)
     for trial_dir, rows in trials:
         trial_id, config = rows[0]["trial_id"], rows[0]["config"]
-        params = {**description["base"], **to_fit_options(config, feature_dim=description["feature_dim"],
-                                                          attribute_dim=description["attribute_dim"])}
+        params = {**description["base"], **fit_fields(config)}
         known = tracker.trial_runs.get(trial_id) or tracker.find_run(**{"izf.trial_id": trial_id,
                                                                          "mlflow.parentRunId": tracker.parent_id})
         run_id = tracker.trial_run(trial_id, {**params, **{f"search.{k}": v for k, v in config.items()}},
