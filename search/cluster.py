@@ -11,7 +11,6 @@ __all__ = ["check_address", "start_ray", "check_resources"]
 
 CONNECT_TIMEOUT_S = 5.0
 AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()  # written by `ray up` on the head node
-GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p4de", "p5", "p5e")
 
 
 # An HTTP/2 client's connection preface: the magic string and an empty SETTINGS frame (RFC 9113 3.4).
@@ -79,7 +78,12 @@ def start_ray(address: str | None, *, verbose: bool) -> None:
 
 
 def _autoscaler_can_add(resource: str) -> bool:
-    """Whether the autoscaler of this cluster (after `ray up`) has a worker type that brings `resource`."""
+    """Whether the autoscaler of this cluster (after `ray up`) has a worker type that brings `resource`.
+
+    `ray up` fills each node type's `resources` (CPU, GPU, memory) from the cloud's instance-type data
+    (EC2's, for AWS) before it writes the bootstrap config, so what a type declares there is what it
+    brings; a type that declares no CPU count still has CPUs (Ray counts them when the node starts).
+    """
     if not AUTOSCALER_CONFIG.is_file():
         return False
     import yaml
@@ -89,8 +93,7 @@ def _autoscaler_can_add(resource: str) -> bool:
         if node.get("max_workers", 0) <= 0:
             continue
         declared = (node.get("resources") or {}).get(resource)
-        family = str(node.get("node_config", {}).get("InstanceType", "")).split(".")[0]
-        if declared or (declared is None and (resource == "CPU" or family in GPU_INSTANCE_FAMILIES)):
+        if declared or (declared is None and resource == "CPU"):
             return True
     return False
 
@@ -103,7 +106,8 @@ def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
     if gpus_per_trial > 0 and resources.get("GPU", 0) == 0 and not _autoscaler_can_add("GPU"):
         raise ConfigError(
             f"--gpus-per-trial {gpus_per_trial} asked for, but the Ray cluster has no GPU and its "
-            "autoscaler cannot add one (trials would wait forever); use --gpus-per-trial 0 or start GPU workers"
+            f"autoscaler cannot add one: no worker type in {AUTOSCALER_CONFIG} declares a GPU (trials would wait "
+            "forever); use --gpus-per-trial 0, start GPU workers, or give the GPU worker type resources: {GPU: N}"
         )
     if cpus_per_trial > resources.get("CPU", 0) and not _autoscaler_can_add("CPU"):
         raise ConfigError(f"--cpus-per-trial {cpus_per_trial} exceeds the cluster's {resources.get('CPU', 0)} CPUs")

@@ -33,15 +33,39 @@ def test_head_is_on_demand_and_gpu_workers_autoscale_from_zero():
     assert "--dashboard-host=127.0.0.1" in starts and "RAY_AUTH_MODE=token" in starts
 
 
+# EC2's describe_instance_types data for the two instance types cluster.yaml uses.
+EC2 = {"m6i.2xlarge": {"InstanceType": "m6i.2xlarge", "VCpuInfo": {"DefaultVCpus": 8}},
+       "g6.xlarge": {"InstanceType": "g6.xlarge", "VCpuInfo": {"DefaultVCpus": 4},
+                     "GpuInfo": {"Gpus": [{"Name": "L4", "Manufacturer": "NVIDIA", "Count": 1}]}}}
+
+
+def _as_ray_up_writes_it(config: dict) -> dict:
+    """The bootstrap config `ray up` writes to the head node: each node type's resources filled in from EC2's
+    data (Ray's AWSNodeProvider.fillout_available_node_types_resources, which needs boto3; the GPU count is
+    its NVIDIA accelerator manager's), what the type declares itself taking precedence."""
+    from ray._private.accelerators import NvidiaGPUAcceleratorManager
+
+    config = prepare_config(config)
+    for node in config["available_node_types"].values():
+        kind = node["node_config"]["InstanceType"]
+        found = {"CPU": EC2[kind]["VCpuInfo"]["DefaultVCpus"]}
+        if gpus := NvidiaGPUAcceleratorManager.get_ec2_instance_num_accelerators(kind, EC2):
+            found["GPU"] = gpus
+        node["resources"] = {**found, **(node.get("resources") or {})}
+    return config
+
+
 def test_gpu_check_knows_the_autoscaler_can_add_gpu_workers(tmp_path, monkeypatch):
     import search.cluster as cluster
 
     bootstrap = tmp_path / "ray_bootstrap_config.yaml"
     monkeypatch.setattr(cluster, "AUTOSCALER_CONFIG", bootstrap)
     assert not cluster._autoscaler_can_add("GPU")  # no autoscaler: a plain local cluster
-    bootstrap.write_text(yaml.safe_dump(prepare_config(_config())))
-    assert cluster._autoscaler_can_add("GPU") and cluster._autoscaler_can_add("CPU")
     config = _config()
-    config["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"] = "m6i.xlarge"
-    bootstrap.write_text(yaml.safe_dump(config))
-    assert not cluster._autoscaler_can_add("GPU")
+    assert config["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"] == "g6.xlarge"
+    bootstrap.write_text(yaml.safe_dump(_as_ray_up_writes_it(config)))
+    assert yaml.safe_load(bootstrap.read_text())["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1
+    assert cluster._autoscaler_can_add("GPU") and cluster._autoscaler_can_add("CPU")
+    config["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"] = "m6i.2xlarge"  # no GPU in it
+    bootstrap.write_text(yaml.safe_dump(_as_ray_up_writes_it(config)))
+    assert not cluster._autoscaler_can_add("GPU") and cluster._autoscaler_can_add("CPU")
