@@ -12,8 +12,8 @@ import secrets
 import time
 from pathlib import Path
 
-__all__ = ["SearchRecord", "finite_json", "new_search_id", "searches_of", "name_folder", "SEARCH_FILE", "MODEL_FILE",
-           "STATUSES"]
+__all__ = ["SearchRecord", "finite_json", "new_search_id", "searches_of", "name_folder", "read_text", "write_text",
+           "SEARCH_FILE", "MODEL_FILE", "STATUSES"]
 
 SEARCH_FILE, MODEL_FILE = "izf_search.json", "izf_model.pt"
 STATUSES = ("running", "interrupted", "failed", "finished")
@@ -43,6 +43,16 @@ def _read(uri: str) -> bytes | None:
         return f.read()
 
 
+def read_text(uri: str) -> str | None:
+    """A whole file (local or remote) as text, None when there is none."""
+    raw = _read(uri)
+    return None if raw is None else raw.decode()
+
+
+def write_text(uri: str, text: str) -> None:
+    _write(uri, text.encode())
+
+
 def _write(uri: str, data: bytes) -> None:
     """Write a whole file; a reader never sees half of it (written aside, then moved into place)."""
     fs, path = _fs(uri)
@@ -67,10 +77,12 @@ def finite_json(value: object) -> object:
 class SearchRecord:
     """One search's izf_search.json: read, changed, written back whole.
 
-    Keys: search_id, name, status (one of STATUSES), started_at, resumed_at (a list), ended_at,
-    options (every SearchOptions field), the search's description (dataset, base config, data
-    checksum, ...), tracking (what the driver recorded to, set by the CLI), and once finished `final`:
-    the chosen trial and config, its validation metrics, its test metrics and their spread.
+    Keys: search_id, name, folder, status (one of STATUSES), started_at, resumed_at (a list),
+    ended_at, options (every SearchOptions field), description (dataset, base config, data checksum,
+    the space's source, ...), notes (the CLI's: where it records to), trials (per trial id: name,
+    params as FitConfig fields, sampled values, device, last report, outcome), and once finished
+    `final`: the chosen trial and config, its validation metrics, its test metrics and their spread,
+    and the model's file name. What happened in between is in search.events' izf_events.jsonl.
     """
 
     def __init__(self, folder: str, data: dict) -> None:

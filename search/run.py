@@ -197,24 +197,22 @@ def main(argv: list[str] | None = None) -> int:
                                   f"with, so these cannot change: {'; '.join(conflicts)}; drop them, or start a new "
                                   "search without --resume")
         tracking = _tracking_of(record, flags, given, options.dataset)
-        on_start = None
+        listeners = []
         if tracking["enabled"]:
             from tracking import Tracker
-            from tracking.search_tracking import start_hook
+            from tracking.recorder import MLflowRecorder
 
             tracker = Tracker(tracking["mlflow_uri"], tracking["experiment"])
             tracker.connect()
-            on_start = start_hook(tracker)
+            listeners.append(MLflowRecorder(tracker, promote_champion=not flags["no_promote"]))
         from search.summary import print_summary
         from search.tuner import run
 
-        result = run(options, on_start=on_start, notes={"tracking": tracking})
+        result = run(options, listeners=listeners, notes={"tracking": tracking})
         print_summary(result)
         outcome = {"status": "finished", **_result_json(result)}
         if tracker is not None:
-            from tracking.search_tracking import record_result
-
-            recorded = record_result(tracker, result, promote_champion=not flags["no_promote"])
+            recorded = listeners[0].recorded
             print_tracking(tracker, recorded)
             outcome["mlflow"] = {"uri": tracker.uri, "experiment": tracker.experiment, **recorded,
                                  "failed_calls": tracker.failures}

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import statistics
@@ -16,12 +17,13 @@ from izf.presets import feature_scaling, preset
 from izf.training import FitConfig
 from search.callbacks import DriverCallbacks
 from search.cluster import check_address, check_resources, start_ray
+from search.events import EventLog, Listeners, RecordKeeper
 from search.interrupt import Interruption, SearchInterrupted
 from search.lifecycle import SearchFailed, check_storage, open_search
 from search.lock import NameLock
 from search.options import SearchOptions
 from search.progress import Progress, error_line, print_header, quiet_console
-from search.record import SearchRecord
+from search.record import MODEL_FILE, SearchRecord
 from search.sampling import (
     METRIC,
     MODE,
@@ -40,7 +42,7 @@ SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "trai
 
 @dataclass
 class SearchStart:
-    """What is known once the data is loaded, before any trial: handed to `run(on_start=...)`."""
+    """What is known once the data is loaded, before any trial."""
 
     options: SearchOptions
     data_checksum: str
@@ -48,7 +50,8 @@ class SearchStart:
     feature_dim: int
     attribute_dim: int
     interruption: Interruption = field(default_factory=Interruption)
-    resumed: bool = False  # a --resume of an earlier search (its parent run exists)
+    resumed: bool = False  # a --resume of an earlier search
+    space_source: str = ""  # the search space's code, as run
 
     @property
     def interrupted(self) -> bool:
@@ -66,7 +69,7 @@ class SearchStart:
                 "fixed_params": o.fixed_params, "checkpoint_every": o.checkpoint_every,
                 "cpus_per_trial": o.cpus_per_trial, "gpus_per_trial": o.gpus_per_trial, "max_failures": o.max_failures,
                 "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
-                "attribute_dim": self.attribute_dim}
+                "attribute_dim": self.attribute_dim, "space": self.space_source}
 
     def params_of(self, sampled: dict) -> dict:
         """Every FitConfig value a trial with these sampled parameters trains with."""
@@ -205,7 +208,7 @@ def _final_key(trial_id: str, config: dict, final_seeds: int) -> str:
 
 
 def run(options: SearchOptions, *, space: Callable = space, points: list[dict] | None = None,
-        on_start: Callable[[SearchStart], list] | None = None, notes: dict | None = None) -> SearchResult:
+        listeners: list | None = None, callbacks: list | None = None, notes: dict | None = None) -> SearchResult:
     """Search, choose on validation H, retrain the choice on trainval and measure it once on test.
 
     Every search gets its own id and folder `<storage>/<name>/<id>/`; `options.resume` (True: the
@@ -215,7 +218,9 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     Arguments:
         space: a define-by-run function `space(trial, dims)` (default `search.space.space`; see there).
         points: the first points to evaluate (default: the dataset's base config as a point of `space`).
-        on_start: called once the data is loaded, before any trial; returns Tune callbacks (tracking).
+        listeners: objects with methods named after the record's events (search.events: search_started,
+            trial_started, trial_reported, trial_ended, search_ended), e.g. tracking's MLflowRecorder.
+        callbacks: more Tune callbacks (tests use one to kill a trial's process).
         notes: plain values the caller keeps in a new search's record (the CLI: where it tracks to).
 
     Raises:
@@ -235,9 +240,12 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     lock.acquire(options.search_id)
     try:
         with Interruption() as interruption:
+            emit = Listeners(EventLog(options.experiment_path), listeners or []).emit
             if finished:
-                return _record_again(options, record, interruption, on_start)
-            return _run(options, record, interruption, prepared, on_start, notes)
+                emit("search_started", search=record.data)
+                emit("search_ended", search=record.data)  # it only remains to record it (tracking)
+                return _finished(options, record)
+            return _run(options, record, interruption, prepared, emit, callbacks or [], notes)
     finally:
         lock.release()
 
@@ -251,7 +259,7 @@ class _Prepared:
     base: dict
     space: Callable  # the space bound to the data's dims: what OptunaSearch calls
     points: list[dict]
-
+    space_source: str
 
 def _prepare(options: SearchOptions, space_fn: Callable, points: list[dict] | None) -> _Prepared:
     bench = load_benchmark(options.dataset, root=options.data_root, seed=options.seed)
@@ -264,22 +272,15 @@ def _prepare(options: SearchOptions, space_fn: Callable, points: list[dict] | No
     check_fixed(bound, options.fixed_params)
     if points is None:
         points = [base_point(space_fn, dims, base, fixed=options.fixed_params)] if options.start_from_base else []
-    return _Prepared(bench, val_split, base, bound, points)
-
-
-def _record_again(options: SearchOptions, record: SearchRecord, interruption: Interruption,
-                  on_start: Callable | None) -> SearchResult:
-    """A resumed search that had finished: it only remains to record it (tracking), from its record."""
-    d = record["description"]
-    start = SearchStart(options, d["data_checksum"], d["base"], d["feature_dim"], d["attribute_dim"],
-                        interruption, resumed=True)
-    if on_start is not None:
-        on_start(start)
-    return _finished(options, record)
+    try:
+        source = inspect.getsource(space_fn)
+    except (OSError, TypeError):  # defined where its source cannot be read (an interactive session)
+        source = repr(space_fn)
+    return _Prepared(bench, val_split, base, bound, points, source)
 
 
 def _run(options: SearchOptions, record: SearchRecord | None, interruption: Interruption, prepared: _Prepared,
-         on_start: Callable | None, notes: dict | None) -> SearchResult:
+         emit: Callable, callbacks: list, notes: dict | None) -> SearchResult:
     base, val_split = prepared.base, prepared.val_split
     _quiet_ray(options.verbose)
     quiet_console(options.verbose)
@@ -287,29 +288,35 @@ def _run(options: SearchOptions, record: SearchRecord | None, interruption: Inte
     interruption.reinstall()
     check_resources(options.cpus_per_trial, options.gpus_per_trial)
     start = SearchStart(options, prepared.bench.checksum(), base, val_split.feature_dim, val_split.attribute_dim,
-                        interruption, resumed=record is not None)
+                        interruption, resumed=record is not None, space_source=prepared.space_source)
     print_header(options, None if record is None else record.status)
     if record is None:
         record = SearchRecord(options.experiment_path, {
-            "search_id": options.search_id, "name": options.experiment_name, "status": "running",
+            "search_id": options.search_id, "name": options.experiment_name, "folder": options.experiment_path,
+            "status": "running",
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_at": [], "options": options.to_record(),
             "description": start.describe(), "notes": notes or {}})
         record.save()
     else:
         record.data["resumed_at"] = [*record.get("resumed_at", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
         record.mark("running", signal=None, error=None)
+    emit("search_started", search=record.data)
     try:
-        return _search(options, record, start, prepared, on_start)
+        result = _search(options, record, start, prepared, emit, callbacks)
     except KeyboardInterrupt as e:
         record.mark("interrupted", signal=getattr(e, "signal_name", "SIGINT"))
+        emit("search_ended", search=record.data)
         raise
     except Exception as e:
         record.mark("failed", error=error_line(f"{type(e).__name__}: {e}"))
+        emit("search_ended", search=record.data)
         raise
+    emit("search_ended", search=record.data)  # a signal from here on leaves the search finished
+    return result
 
 
 def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, prepared: _Prepared,
-            on_start: Callable | None) -> SearchResult:
+            emit: Callable, callbacks: list) -> SearchResult:
     import ray
     from ray import tune
 
@@ -317,7 +324,8 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
 
     base, val_split = start.base, prepared.val_split
     progress = [] if options.verbose else [Progress(options.num_samples, base["steps"])]
-    callbacks = DriverCallbacks(options.search_id, [*progress, *(on_start(start) if on_start else [])])
+    keeper = RecordKeeper(record, emit, start.params_of, base["steps"], interrupted=lambda: start.interrupted)
+    callbacks = DriverCallbacks(options.search_id, [*progress, keeper, *callbacks])
     threads = max(1, int(options.cpus_per_trial))
     trainable = tune.with_resources(
         tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads},
@@ -362,6 +370,7 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
         "test": {k: statistics.fmean(r[k] for r, _ in runs) for k in keys},
         "test_spread": {k: statistics.pstdev([r[k] for r, _ in runs]) for k in keys},
         "search_seconds": search_seconds, "n_trials": len(grid), "n_errors": len(grid.errors),
+        "model_file": MODEL_FILE,
     }
     record.save_model(runs[0][1])
     record.mark("finished", final=final)

@@ -98,12 +98,12 @@ def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_p
     from search.results import trial_reports
     from search.trainable import STATE_FILE
     from tracking import Tracker
-    from tracking.search_tracking import start_hook
+    from tracking.recorder import MLflowRecorder
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-wider")
     result = run(SearchOptions(num_samples=3, scheduler="none", max_steps=20, eval_every=20, fixed_params=TINY_FIX,
                                storage_path=str(tmp_path / "rr"), start_from_base=False),
-                 space=wider, on_start=start_hook(tracker))
+                 space=wider, listeners=[MLflowRecorder(tracker)])
     trials = trial_reports(result.experiment_path)
     sampled = {rows[0]["trial_id"]: rows[0]["config"]["weight_decay"] for _, rows in trials}
     assert len(set(sampled.values())) == 3 and all(1e-5 <= v <= 1e-3 for v in sampled.values())

@@ -24,9 +24,8 @@ from izf.data import load_dataset
 from izf.io import load_model
 from search import SearchOptions, run
 from tracking import Tracker
-from tracking.callback import MLflowCallback
 from tracking.model import CHAMPION, promote, register
-from tracking.search_tracking import record_final, record_result, start_hook
+from tracking.recorder import MLflowRecorder, record_final
 
 BIN = Path(sys.executable).parent
 
@@ -101,9 +100,9 @@ def searched(tmp_path_factory, mlflow_server, local_ray):
     options = SearchOptions(num_samples=4, storage_path=str(folder / "rr"), max_steps=300, eval_every=100,
                             grace_steps=100)
     tracker = Tracker(mlflow_server, "izf-synthetic")
-    result = run(options, on_start=start_hook(tracker))
-    recorded = record_result(tracker, result, promote_champion=True)
-    yield tracker, result, recorded
+    recorder = MLflowRecorder(tracker)
+    result = run(options, listeners=[recorder])
+    yield tracker, result, recorder.recorded
 
 
 def test_one_parent_and_a_child_run_per_trial(searched):
@@ -210,16 +209,14 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
     options = SearchOptions(num_samples=3, storage_path=str(tmp_path / "rr"), max_steps=200, eval_every=100,
                             scheduler="none", name="outage")
     tracker = Tracker(uri, "izf-outage")
-    hook = start_hook(tracker)
+    recorder = MLflowRecorder(tracker)
 
-    def start_then_fail(start):
-        callbacks = hook(start)
-        stop()  # the server goes away once the parent run exists
-        return callbacks
+    class ServerGoesAway:
+        def search_started(self, search):
+            stop()  # once the parent run exists
 
-    result = run(options, on_start=start_then_fail)
-    recorded = record_result(tracker, result, promote_champion=True)
-    assert tracker.failures > 0 and recorded.get("version") is None
+    result = run(options, listeners=[recorder, ServerGoesAway()])
+    assert tracker.failures > 0 and recorder.recorded.get("version") is None
     # The warning names the command that repairs it, with this search's own folder.
     warned = [r.getMessage() for r in caplog.records if r.name == "tracking.tracker"]
     assert len(warned) == 1 and warned[0].endswith(f"python -m tracking.sync {result.experiment_path}")
@@ -234,8 +231,7 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
     # The same search with MLflow up all along, to another experiment on the same server: MLflow ends up
     # holding the same things (run ids, times and the search's name aside).
     clean = Tracker(uri, "izf-clean")
-    uninterrupted = run(dataclasses.replace(options, name="clean"), on_start=start_hook(clean))
-    record_result(clean, uninterrupted, promote_champion=True)
+    run(dataclasses.replace(options, name="clean"), listeners=[MLflowRecorder(clean)])
     assert clean.failures == 0
     assert snapshots[0] == _snapshot(MlflowClient(uri, uri), "izf-clean")
     parent, children, version = snapshots[0]
@@ -283,8 +279,7 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray, c
     options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=300, eval_every=100,
                             scheduler="none", name="retry", max_failures=2)
     tracker = Tracker(mlflow_server, "izf-retry")
-    hook = start_hook(tracker)
-    result = run(options, on_start=lambda start: [*hook(start), killer])
+    result = run(options, listeners=[MLflowRecorder(tracker)], callbacks=[killer])
     assert killer.killed is not None and result.n_errors == 0
     # The console says it in one line (Tune's own report of a failed trial is a traceback of ~30 lines).
     console = capsys.readouterr()
@@ -302,25 +297,50 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray, c
     assert [r["step"] for r in rows].count(100) == 1  # resumed from the step-100 checkpoint, not restarted
 
 
-def test_experiment_end_closes_the_runs_a_search_left_open(tmp_path):
+def test_the_end_of_a_search_closes_the_trials_it_left_open_and_a_replay_agrees(tmp_path):
+    from search.events import EventLog, Listeners, RecordKeeper
+    from search.record import SearchRecord
+    from tracking.sync import sync
+
+    folder = tmp_path / "s1"
+    record = SearchRecord(str(folder), {"search_id": "s1", "name": "lost", "folder": str(folder), "status": "running",
+                                        "description": {"dataset": "synthetic", "base": {}, "final_seeds": 1}})
+    record.save()
+    trials = {t: Trial("train_izf", trial_id=t, stub=True, config={"depth": 2}) for t in ("done", "cut", "lost")}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    killed_driver = Tracker(uri, "izf-lost")
-    killed_driver.start("s1", "rr/lost/s1", {})
-    for trial_id in ("done", "cut", "lost"):
-        killed_driver.trial_run(trial_id, {}, tags={})
-    killed_driver.end_trial("done", "completed")
-    # The resumed driver: Tune restored "done" and "cut" (the time budget stops "cut" at step 100);
+
+    def driver():
+        tracker = Tracker(uri, "izf-lost")
+        emit = Listeners(EventLog(str(folder)), [MLflowRecorder(tracker)]).emit
+        emit("search_started", search=record.data)
+        return tracker, RecordKeeper(record, emit, params_of=dict, max_steps=300, interrupted=lambda: False)
+
+    # A driver starts three trials, sees one finish, and is killed.
+    _, keeper = driver()
+    for trial in trials.values():
+        keeper.on_trial_start(0, [], trial)
+    trials["done"].update_last_result({"step": 300})
+    keeper.on_trial_complete(0, [], trials["done"])
+    # The resumed driver: Tune restored "done" and "cut" (the time budget then cut "cut" at step 100);
     # "lost" had started under the killed driver but never made it into Tune's saved state.
-    tracker = Tracker(uri, "izf-lost")
-    tracker.start("s1", "rr/lost/s1", {})
-    trials = [Trial("train_izf", trial_id=trial_id, stub=True, config={}) for trial_id in ("done", "cut")]
-    trials[1].update_last_result({"step": 100})
-    MLflowCallback(tracker, params_of=dict, max_steps=300).on_experiment_end(trials)
-    runs = {r.data.tags["izf.trial_id"]: r for r in tracker.client.search_runs(
-        [tracker.experiment_id()], filter_string="tags.`izf.trial_id` != ''")}
-    assert {k: (r.info.status, r.data.tags["izf.outcome"]) for k, r in runs.items()} == {
-        "done": ("FINISHED", "completed"), "cut": ("KILLED", "stopped_early"), "lost": ("KILLED", "lost")}
+    tracker, keeper = driver()
+    trials["cut"].update_last_result({"step": 100})
+    trials["cut"].set_status("TERMINATED")
+    keeper.on_experiment_end([trials["done"], trials["cut"]])
+
+    def outcomes(client, experiment):
+        runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                                  filter_string="tags.`izf.role` = 'trial'")
+        return {r.data.tags["izf.trial_id"]: (r.info.status, r.data.tags["izf.outcome"]) for r in runs}
+
+    expected = {"done": ("FINISHED", "completed"), "cut": ("KILLED", "stopped_early"), "lost": ("KILLED", "lost")}
+    assert outcomes(tracker.client, "izf-lost") == expected
+    assert {t: record["trials"][t]["outcome"] for t in trials} == {t: o for t, (_, o) in expected.items()}
     assert tracker.open_trial_runs() == {} and tracker.failures == 0
+    # The same events, replayed into another store by tracking.sync, leave the same runs.
+    elsewhere = Tracker(f"sqlite:///{tmp_path / 'elsewhere.db'}", "izf-lost")
+    assert sync(folder, elsewhere) == {"trials": 3, "metric_steps": 0}
+    assert outcomes(elsewhere.client, "izf-lost") == expected
 
 
 def test_final_seeds_reach_mlflow_as_mean_and_spread(tmp_path, mlflow_server, local_ray):
@@ -328,8 +348,7 @@ def test_final_seeds_reach_mlflow_as_mean_and_spread(tmp_path, mlflow_server, lo
                             scheduler="none", final_seeds=2, name="seeds",
                             fixed_params={"depth": 2, "hidden_scale": 0.25, "synthetic_per_class": 50})
     tracker = Tracker(mlflow_server, "izf-seeds")
-    result = run(options, on_start=start_hook(tracker))
-    record_result(tracker, result, promote_champion=False)
+    result = run(options, listeners=[MLflowRecorder(tracker, promote_champion=False)])
     metrics = tracker.client.get_run(tracker.parent_id).data.metrics
     assert result.final_seeds == 2 and result.test_spread["softmax_h"] > 0  # two seeds, two different models
     assert metrics["test_softmax_h"] == pytest.approx(result.test["softmax_h"])

@@ -5,8 +5,15 @@ import sys
 
 import pandas as pd
 
-from tracking.search_tracking import comparison_table
 from tracking.tracker import Tracker, default_tracking_uri
+
+
+def comparison_table(tracker: Tracker) -> pd.DataFrame:
+    """The parent runs of the experiment with their final metrics."""
+    runs = tracker.client.search_runs([tracker.experiment_id()], filter_string="tags.`izf.role` = 'search'")
+    return pd.DataFrame([{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
+                          **{k: v for k, v in r.data.metrics.items() if k.startswith(("val_", "test_"))}}
+                         for r in runs])
 
 
 def main(argv: list[str] | None = None) -> int:

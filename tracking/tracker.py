@@ -90,6 +90,7 @@ class Tracker:
         self.trial_runs: dict[str, str] = {}
         self.logged_steps: dict[str, set[int]] = {}
         self.failures = 0
+        self.added = {"trials": 0, "metric_steps": 0}  # trial runs created and report steps logged here
         self.offline_until = 0.0
         self.search_folder: str | None = None  # the search's Ray folder, named in the outage message
         self.search_id: str | None = None
@@ -200,6 +201,7 @@ class Tracker:
                     TRIAL_TAG: trial_id, SEARCH_TAG: self.search_id, ROLE_TAG: "trial",
                     "mlflow.parentRunId": self.parent_id, **tags})
                 run_id = run.info.run_id
+                self.added["trials"] += 1
                 self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
             else:
                 if reopen:
@@ -232,6 +234,7 @@ class Tracker:
 
         if self.safe("log_result", log):
             logged.add(step)
+            self.added["metric_steps"] += 1
 
     def open_trial_runs(self) -> dict[str, str]:
         """Trial id -> run id of this search's trial runs still marked RUNNING (this driver's or an earlier one's)."""
@@ -251,8 +254,12 @@ class Tracker:
         (the search was stopped; a resume continues the trial and its run), or "lost" (a run opened for a
         trial that the search never finished: the driver died before Tune saved it)."""
         run_id = self.trial_runs.get(trial_id)
+        if run_id is None and self.parent_id is not None:  # a trial an earlier driver of this search started
+            tags = {TRIAL_TAG: trial_id, "mlflow.parentRunId": self.parent_id}
+            run_id = self.safe("end_trial", self.find_run, **tags)
         if run_id is None:
             return
+        self.trial_runs[trial_id] = run_id
         status = OUTCOMES[outcome]
         self.safe("end_trial", self.client.set_tag, run_id, OUTCOME_TAG, outcome)
         self.safe("end_trial", self.client.set_terminated, run_id, status)
