@@ -2,8 +2,8 @@
 
 import textwrap
 
+from search.result import SearchResult
 from search.space import FIELDS
-from search.tuner import SearchResult
 
 __all__ = ["print_summary", "top_trials"]
 

@@ -1,16 +1,11 @@
 """`run`: load the data once, search on validation classes with Ray Tune + Optuna, then measure the choice on test."""
 
 import dataclasses
-import hashlib
 import inspect
-import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import pandas as pd
 
 from izf.data import load_benchmark, make_split
 from izf.presets import feature_scaling, preset
@@ -18,12 +13,14 @@ from izf.training import FitConfig
 from search.callbacks import DriverCallbacks
 from search.cluster import check_address, check_resources, start_ray
 from search.events import EventLog, Listeners, RecordKeeper
+from search.final import choose, final_key, measure_on_test
 from search.interrupt import Interruption, SearchInterrupted
 from search.lifecycle import SearchFailed, check_storage, open_search
 from search.lock import NameLock
 from search.options import SearchOptions
 from search.progress import Progress, error_line, print_header, quiet_console
 from search.record import MODEL_FILE, SearchRecord
+from search.result import SearchResult, finished_result, result_of
 from search.sampling import (
     METRIC,
     MODE,
@@ -36,8 +33,6 @@ from search.sampling import (
 from search.space import Dims, base_point, bind, fit_fields, searched_fields, space
 
 __all__ = ["SearchResult", "SearchStart", "run"]
-
-SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "train_seconds"]
 
 
 @dataclass
@@ -74,30 +69,6 @@ class SearchStart:
     def params_of(self, sampled: dict) -> dict:
         """Every FitConfig value a trial with these sampled parameters trains with."""
         return {**self.base, **fit_fields(sampled)}
-
-
-@dataclass
-class SearchResult:
-    """What a search found: the chosen config, its validation metrics, and its one test measurement."""
-
-    experiment_path: str
-    n_trials: int
-    n_errors: int  # trials that raised (divergence included) after their retries
-    trials: pd.DataFrame  # one row per trial that reported: config/* columns and its last metrics
-    best_config: dict  # FitConfig fields of the chosen trial
-    best_val: dict  # the chosen trial's best validation metrics
-    test: dict  # test metrics of the chosen config retrained on trainval (mean over final seeds)
-    test_spread: dict  # their standard deviation over final seeds (0 for one seed)
-    data_checksum: str = ""
-    model_file: bytes = b""  # the first final seed's model, in izf.io format
-    feature_dim: int = 0
-    pareto: pd.DataFrame | None = None  # multi-objective searches: the non-dominated trials
-    search_seconds: float = 0.0  # wall time of the trials phase (Tuner.fit), without the final retrain
-    search_id: str = ""
-    dataset: str = ""
-    final_seeds: int = 1
-    chosen_trial: str = ""  # the trial id whose config was chosen
-    final_key: str = ""  # identifies what the final result records: the chosen trial, config and seeds
 
 
 def _grace_steps(options: SearchOptions, base: dict) -> int:
@@ -153,33 +124,6 @@ def _tuner(options: SearchOptions, trainable: object, base: dict, space: Callabl
     )
 
 
-def _final_fit(split: "Split", config: dict) -> tuple[dict, bytes]:  # noqa: F821
-    import io
-
-    import ray
-    import torch
-
-    from izf.io import save_model
-    from izf.training import fit
-
-    torch.set_num_threads(max(1, int(config.pop("threads", 1))))
-    config["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
-    result = fit(split, FitConfig.from_dict(config))
-    result.model.cpu()
-    result.classifier.linear.cpu()
-    buffer = io.BytesIO()
-    save_model(buffer, result, split)
-    return dict(result.metrics), buffer.getvalue()
-
-
-def _pareto(trials: pd.DataFrame) -> pd.DataFrame:
-    rows = trials.dropna(subset=["best_h", "train_seconds"])
-    keep = [i for i, r in rows.iterrows()
-            if not ((rows["best_h"] >= r["best_h"]) & (rows["train_seconds"] <= r["train_seconds"])
-                    & ((rows["best_h"] > r["best_h"]) | (rows["train_seconds"] < r["train_seconds"]))).any()]
-    return rows.loc[keep].sort_values("best_h", ascending=False)
-
-
 def _quiet_ray(verbose: bool) -> None:
     # Every report carries a checkpoint (a retried trial resumes, not restarts); Tune warns about that.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -200,11 +144,6 @@ def _nothing_to_choose(options: SearchOptions, grid: "ResultGrid", base: dict) -
     budget = f" within --time-budget {options.time_budget_s:g} s" if options.time_budget_s else ""
     return SearchFailed(f"no trial reported a validation H{budget} (a trial's first report comes after "
                         f"{base['eval_every']} steps); raise --time-budget or lower --eval-every")
-
-
-def _final_key(trial_id: str, config: dict, final_seeds: int) -> str:
-    text = json.dumps({"trial": trial_id, "config": config, "final_seeds": final_seeds}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run(options: SearchOptions, *, space: Callable = space, points: list[dict] | None = None,
@@ -244,7 +183,7 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
             if finished:
                 emit("search_started", search=record.data)
                 emit("search_ended", search=record.data)  # it only remains to record it (tracking)
-                return _finished(options, record)
+                return finished_result(options, record)
             return _run(options, record, interruption, prepared, emit, callbacks or [], notes)
     finally:
         lock.release()
@@ -317,7 +256,6 @@ def _run(options: SearchOptions, record: SearchRecord | None, interruption: Inte
 
 def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, prepared: _Prepared,
             emit: Callable, callbacks: list) -> SearchResult:
-    import ray
     from ray import tune
 
     from search.trainable import train_izf
@@ -344,53 +282,13 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
     trials = grid.get_dataframe()
     if trials.empty or METRIC not in trials or trials[METRIC].isna().all():
         raise _nothing_to_choose(options, grid, base)
-    best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all")
-    history = best.metrics_dataframe
-    best_row = history.loc[history["h"].idxmax()]
-    chosen = {**base, **fit_fields(best.config)}
-    chosen["steps"], chosen["eval_every"] = int(best_row["step"]), 0
+    chosen = choose(grid, base)
     test_split = make_split(prepared.bench, "test", features=feature_scaling(options.dataset), seed=options.seed)
-    final = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(_final_fit)
-    split_ref = ray.put(test_split)
-    refs = [final.remote(split_ref, {**chosen, "seed": options.seed + i, "threads": threads})
-            for i in range(options.final_seeds)]
-    try:
-        runs = ray.get(refs)
-    except KeyboardInterrupt:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        raise
-    keys = runs[0][0].keys()
-    chosen_trial = best.metrics["trial_id"]
-    final = {
-        "chosen_trial": chosen_trial,
-        "final_key": _final_key(chosen_trial, chosen, options.final_seeds),
-        "best_config": chosen,
-        "best_val": {k: float(best_row[k]) for k in SHOWN if k in best_row},
-        "test": {k: statistics.fmean(r[k] for r, _ in runs) for k in keys},
-        "test_spread": {k: statistics.pstdev([r[k] for r, _ in runs]) for k in keys},
+    measured, model_file = measure_on_test(options, chosen["best_config"], test_split)
+    record.save_model(model_file)
+    record.mark("finished", final={
+        **chosen, **measured, "final_key": final_key(chosen["chosen_trial"], chosen["best_config"],
+                                                     options.final_seeds),
         "search_seconds": search_seconds, "n_trials": len(grid), "n_errors": len(grid.errors),
-        "model_file": MODEL_FILE,
-    }
-    record.save_model(runs[0][1])
-    record.mark("finished", final=final)
-    return _result(options, record, trials, runs[0][1])
-
-
-def _result(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame, model_file: bytes) -> SearchResult:
-    final, description = record["final"], record["description"]
-    return SearchResult(
-        experiment_path=options.experiment_path, n_trials=final["n_trials"], n_errors=final["n_errors"],
-        trials=trials, best_config=final["best_config"], best_val=final["best_val"], test=final["test"],
-        test_spread=final["test_spread"], data_checksum=description["data_checksum"], model_file=model_file,
-        feature_dim=description["feature_dim"], pareto=_pareto(trials) if options.objective == "multi" else None,
-        search_seconds=final["search_seconds"], search_id=options.search_id, dataset=options.dataset,
-        final_seeds=options.final_seeds, chosen_trial=final["chosen_trial"], final_key=final["final_key"])
-
-
-def _finished(options: SearchOptions, record: SearchRecord) -> SearchResult:
-    """The result of a search that had finished, from its record and Ray's files (no trial runs again)."""
-    from ray.tune import ExperimentAnalysis
-
-    trials = ExperimentAnalysis(options.experiment_path, default_metric=METRIC, default_mode=MODE).dataframe()
-    return _result(options, record, trials, record.model_file() or b"")
+        "model_file": MODEL_FILE})
+    return result_of(options, record, trials, model_file)

@@ -1,0 +1,64 @@
+"""What a search found, read from its record: the chosen config, its validation metrics, its test measurement."""
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from search.options import SearchOptions
+from search.record import SearchRecord
+from search.sampling import METRIC, MODE
+
+__all__ = ["SearchResult", "result_of", "finished_result"]
+
+
+@dataclass
+class SearchResult:
+    """What a search found: the chosen config, its validation metrics, and its one test measurement."""
+
+    experiment_path: str
+    n_trials: int
+    n_errors: int  # trials that raised (divergence included) after their retries
+    trials: pd.DataFrame  # one row per trial that reported: config/* columns and its last metrics
+    best_config: dict  # FitConfig fields of the chosen trial
+    best_val: dict  # the chosen trial's best validation metrics
+    test: dict  # test metrics of the chosen config retrained on trainval (mean over final seeds)
+    test_spread: dict  # their standard deviation over final seeds (0 for one seed)
+    data_checksum: str = ""
+    model_file: bytes = b""  # the first final seed's model, in izf.io format
+    feature_dim: int = 0
+    pareto: pd.DataFrame | None = None  # multi-objective searches: the non-dominated trials
+    search_seconds: float = 0.0  # wall time of the trials phase (Tuner.fit), without the final retrain
+    search_id: str = ""
+    dataset: str = ""
+    final_seeds: int = 1
+    chosen_trial: str = ""  # the trial id whose config was chosen
+    final_key: str = ""  # identifies what the final result records: the chosen trial, config and seeds
+
+
+def result_of(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame, model_file: bytes) -> SearchResult:
+    """A finished search's result from its record, with Ray's table of its trials."""
+    final, description = record["final"], record["description"]
+    return SearchResult(
+        experiment_path=options.experiment_path, n_trials=final["n_trials"], n_errors=final["n_errors"],
+        trials=trials, best_config=final["best_config"], best_val=final["best_val"], test=final["test"],
+        test_spread=final["test_spread"], data_checksum=description["data_checksum"], model_file=model_file,
+        feature_dim=description["feature_dim"], pareto=_pareto(trials) if options.objective == "multi" else None,
+        search_seconds=final["search_seconds"], search_id=options.search_id, dataset=options.dataset,
+        final_seeds=options.final_seeds, chosen_trial=final["chosen_trial"], final_key=final["final_key"])
+
+
+def finished_result(options: SearchOptions, record: SearchRecord) -> SearchResult:
+    """The result of a search that had finished, from its record and Ray's files (no trial runs again)."""
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(options.experiment_path, default_metric=METRIC, default_mode=MODE).dataframe()
+    return result_of(options, record, trials, record.model_file() or b"")
+
+
+def _pareto(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials no other trial beats on both validation H (higher) and training seconds (lower)."""
+    rows = trials.dropna(subset=["best_h", "train_seconds"])
+    keep = [i for i, r in rows.iterrows()
+            if not ((rows["best_h"] >= r["best_h"]) & (rows["train_seconds"] <= r["train_seconds"])
+                    & ((rows["best_h"] > r["best_h"]) | (rows["train_seconds"] < r["train_seconds"]))).any()]
+    return rows.loc[keep].sort_values("best_h", ascending=False)
