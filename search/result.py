@@ -1,5 +1,6 @@
 """What a search found, read from its record: the chosen config, its validation metrics, its test measurement."""
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -8,7 +9,7 @@ from search.options import SearchOptions
 from search.record import SearchRecord
 from search.sampling import METRIC, MODE
 
-__all__ = ["SearchResult", "result_of", "finished_result"]
+__all__ = ["SearchResult", "result_of", "finished_result", "pareto_front"]
 
 
 @dataclass
@@ -42,7 +43,8 @@ def result_of(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame
         experiment_path=options.experiment_path, n_trials=final["n_trials"], n_errors=final["n_errors"],
         trials=trials, best_config=final["best_config"], best_val=final["best_val"], test=final["test"],
         test_spread=final["test_spread"], data_checksum=description["data_checksum"], model_file=model_file,
-        feature_dim=description["feature_dim"], pareto=_pareto(trials) if options.objective == "multi" else None,
+        feature_dim=description["feature_dim"],
+        pareto=pareto_front(trials, description["study"]) if options.objective == "multi" else None,
         search_seconds=final["search_seconds"], search_id=options.search_id, dataset=options.dataset,
         final_seeds=options.final_seeds, chosen_trial=final["chosen_trial"], final_key=final["final_key"])
 
@@ -55,10 +57,23 @@ def finished_result(options: SearchOptions, record: SearchRecord) -> SearchResul
     return result_of(options, record, trials, record.model_file() or b"")
 
 
-def _pareto(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials no other trial beats on both validation H (higher) and training seconds (lower)."""
-    rows = trials.dropna(subset=["best_h", "train_seconds"])
-    keep = [i for i, r in rows.iterrows()
-            if not ((rows["best_h"] >= r["best_h"]) & (rows["train_seconds"] <= r["train_seconds"])
-                    & ((rows["best_h"] > r["best_h"]) | (rows["train_seconds"] < r["train_seconds"]))).any()]
-    return rows.loc[keep].sort_values("best_h", ascending=False)
+def pareto_front(trials: pd.DataFrame, study: dict) -> pd.DataFrame:
+    """The trials on the Pareto front of validation H (up) and training seconds (down), as Optuna's study of
+    the search has them (`study.best_trials`), best H first."""
+    import optuna
+
+    front = optuna.load_study(study_name=study["name"], storage=study["storage"]).best_trials
+    on_front = [i for i, row in trials.iterrows() if any(_same_point(row, t.params) for t in front)]
+    return trials.loc[on_front].sort_values("best_h", ascending=False)
+
+
+def _same_point(row: pd.Series, params: dict) -> bool:
+    """Whether a trial's row (its config/* columns) is the point an Optuna trial sampled."""
+    for name, value in params.items():
+        mine = row.get(f"config/{name}")
+        if isinstance(value, float) and isinstance(mine, float):
+            if not math.isclose(mine, value, rel_tol=1e-12):
+                return False
+        elif mine != value:
+            return False
+    return True

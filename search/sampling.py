@@ -1,5 +1,6 @@
 """The Optuna side of a search: samplers, `--fix`, the study's storage, and Ray's OptunaSearch around them."""
 
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -7,7 +8,8 @@ from pathlib import Path
 from izf.errors import ConfigError
 from search.options import SearchOptions
 
-__all__ = ["make_sampler", "check_fixed", "check_study_storage", "study_has_trials", "make_searcher", "METRIC", "MODE"]
+__all__ = ["make_sampler", "check_fixed", "check_study_storage", "study_storage", "study_has_trials", "make_searcher",
+           "METRIC", "MODE"]
 
 METRIC, MODE = "best_h", "max"
 
@@ -90,14 +92,27 @@ def check_study_storage(url: str | None) -> None:
             raise ConfigError(f"--study-storage {url}: the folder {folder} does not exist; create it or {usage}")
 
 
+def study_storage(options: SearchOptions) -> str:
+    """Where the search's Optuna study lives: --study-storage (shared by the searches of a name), else a sqlite
+    file of its own in the search's folder (in ~/.cache/izf/studies/ when that folder is remote storage).
+    The real study is what the importance plots and the Pareto front are read from."""
+    if options.study_storage:
+        return options.study_storage
+    if "://" in options.storage_path:
+        folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "izf" / "studies" / \
+            options.experiment_name / options.search_id
+    else:
+        folder = Path(options.experiment_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
 def study_has_trials(options: SearchOptions) -> bool:
-    """Whether the persistent study of this search's name already holds trials (then no base point is added)."""
-    if not options.study_storage:
-        return False
+    """Whether the study of this search's name already holds trials (then no base point is added)."""
     import optuna
 
     try:
-        return len(optuna.load_study(study_name=options.experiment_name, storage=options.study_storage).trials) > 0
+        return len(optuna.load_study(study_name=options.experiment_name, storage=study_storage(options)).trials) > 0
     except KeyError:
         return False
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the database driver's own errors
@@ -111,13 +126,12 @@ def make_searcher(options: SearchOptions, space: Callable, points: list[dict],
     from ray.tune.search.optuna import OptunaSearch
 
     multi = options.objective == "multi"
-    storage = optuna.storages.RDBStorage(options.study_storage) if options.study_storage else None
     return OptunaSearch(
         space=space,
         metric=[METRIC, "train_seconds"] if multi else METRIC,
         mode=[MODE, "min"] if multi else MODE,
         points_to_evaluate=None if study_exists or not points else points,
         sampler=make_sampler(options.sampler, options.sampler_stream, options.num_samples, options.fixed_params),
-        study_name=options.experiment_name if storage else None,
-        storage=storage,
+        study_name=options.experiment_name,
+        storage=optuna.storages.RDBStorage(study_storage(options)),
     )

@@ -29,6 +29,7 @@ from search.sampling import (
     make_sampler,
     make_searcher,
     study_has_trials,
+    study_storage,
 )
 from search.space import Dims, base_point, bind, fit_fields, searched_fields, space
 
@@ -64,7 +65,8 @@ class SearchStart:
                 "fixed_params": o.fixed_params, "checkpoint_every": o.checkpoint_every,
                 "cpus_per_trial": o.cpus_per_trial, "gpus_per_trial": o.gpus_per_trial, "max_failures": o.max_failures,
                 "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
-                "attribute_dim": self.attribute_dim, "space": self.space_source}
+                "attribute_dim": self.attribute_dim, "space": self.space_source,
+                "study": {"storage": study_storage(o), "name": o.experiment_name}}
 
     def params_of(self, sampled: dict) -> dict:
         """Every FitConfig value a trial with these sampled parameters trains with."""

@@ -132,6 +132,25 @@ def test_one_parent_and_a_child_run_per_trial(searched):
             "comparison/parallel_coordinates.png"} <= artifacts
 
 
+def test_the_plots_are_drawn_from_the_searchs_own_optuna_study(searched, tmp_path):
+    import matplotlib.image
+
+    from tracking.plots import plot_trials
+    from tracking.recorder import load_study, trials_table
+
+    _, result, _ = searched
+    record = json.loads((Path(result.experiment_path) / "izf_search.json").read_text())
+    study = load_study(record["description"]["study"])
+    assert study is not None and len(study.trials) == result.n_trials == 4
+    # The real study's points are the trials' (its distributions are the space's, conditional ones included).
+    assert sorted(t.params["lr"] for t in study.trials) == sorted(result.trials["config/lr"])
+    assert {"use_mmd", "lr", "latent_split"} <= set(study.trials[0].distributions)
+    paths = {p.name: p for p in plot_trials(trials_table(record["trials"]), tmp_path, study=study)}
+    varied = {n for t in study.trials for n in t.params if len({repr(u.params.get(n)) for u in study.trials}) > 1}
+    width = matplotlib.image.imread(paths["parallel_coordinates.png"]).shape[1]
+    assert len(varied) >= 8 and width >= 100 * len(varied)  # about 130 pixels an axis
+
+
 def test_champion_loads_and_predicts_like_the_in_process_model(searched):
     tracker, result, recorded = searched
     assert recorded["champion"] is True

@@ -9,9 +9,13 @@ import pandas as pd
 __all__ = ["plot_trials"]
 
 
-def plot_trials(trials: pd.DataFrame, folder: Path) -> list[Path]:
+def plot_trials(trials: pd.DataFrame, folder: Path, *, study: "optuna.Study | None" = None) -> list[Path]:  # noqa: F821
     """Validation H per trial with the best so far, best H against each numeric hyperparameter, and
-    Optuna's hyperparameter importances and parallel coordinates (from 3 trials on)."""
+    Optuna's hyperparameter importances and parallel coordinates (from 3 finished trials on).
+
+    `study` is the search's own Optuna study (its real distributions, conditional parameters and all);
+    without it (a study that cannot be opened) one is rebuilt from the trials table.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,19 +45,33 @@ def plot_trials(trials: pd.DataFrame, folder: Path) -> list[Path]:
         paths.append(folder / "slice.png")
         figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
         plt.close(figure)
-    study = trials_as_study(done)
-    if len(study.trials) >= 3 and study.trials[0].params:
+    study = study if study is not None else trials_as_study(done)
+    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if len(finished) >= 3 and finished[0].params:
         from optuna.visualization import matplotlib as optuna_plots
 
+        # A multi-objective study's first objective is validation H.
+        target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+        # Parameters held by --fix take one value: no importance, an axis for nothing.
+        varied = sorted(name for name in {n for t in finished for n in t.params}
+                        if len({repr(t.params.get(name)) for t in finished}) > 1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-            for name, plot in (("importances.png", optuna_plots.plot_param_importances),
-                               ("parallel_coordinates.png", optuna_plots.plot_parallel_coordinate)):
-                ax = plot(study, target_name="validation H")
-                paths.append(folder / name)
-                ax.figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
-                plt.close(ax.figure)
+            ax = optuna_plots.plot_param_importances(study, target=target, params=varied, target_name="validation H")
+            paths.append(_save(ax.figure, folder / "importances.png"))
+            ax = optuna_plots.plot_parallel_coordinate(study, target=target, params=varied,
+                                                       target_name="validation H")
+            ax.figure.set_size_inches(max(8.0, 1.3 * (len(varied) + 1)), 5.0)  # readable at a dozen axes
+            paths.append(_save(ax.figure, folder / "parallel_coordinates.png"))
     return paths
+
+
+def _save(figure: "matplotlib.figure.Figure", path: Path) -> Path:  # noqa: F821
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
 
 
 def trials_as_study(trials: pd.DataFrame) -> "optuna.Study":  # noqa: F821

@@ -26,8 +26,10 @@ FINAL_KEY_TAG = "izf.final_key"  # on the parent run and its model version: whic
 
 def parent_params(description: dict) -> dict:
     """A search's description (the record's) as parent-run params, with the commit of the code that records it."""
-    params = {k: v for k, v in description.items() if k not in ("base", "feature_dim", "attribute_dim")}
-    return {**params, "base_config": json.dumps(description["base"], default=str), "git_commit": git_commit()}
+    # The study's storage URL may hold a database password: only its name is a param.
+    params = {k: v for k, v in description.items() if k not in ("base", "feature_dim", "attribute_dim", "study")}
+    return {**params, "base_config": json.dumps(description["base"], default=str), "git_commit": git_commit(),
+            "study_name": (description.get("study") or {}).get("name")}
 
 
 def trials_table(trials: dict) -> pd.DataFrame:
@@ -35,6 +37,22 @@ def trials_table(trials: dict) -> pd.DataFrame:
     rows = [{"trial_id": trial_id, "outcome": t.get("outcome"), **t.get("last", {}),
              **{f"config/{k}": v for k, v in t.get("sampled", {}).items()}} for trial_id, t in trials.items()]
     return pd.DataFrame(rows)
+
+
+def load_study(study: dict | None) -> "optuna.Study | None":  # noqa: F821
+    """The search's own Optuna study (for its plots), or None where it cannot be opened (moved, deleted)."""
+    if not study:
+        return None
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=study["name"], storage=study["storage"])
+    except Exception:  # noqa: BLE001 - a missing file, a database error: the plots fall back to the trials table
+        return None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def read_bytes(uri: str) -> bytes | None:
@@ -90,17 +108,18 @@ class MLflowRecorder:
             test=final["test"], test_spread=final["test_spread"] if description["final_seeds"] > 1 else {},
             trials=trials_table(search.get("trials", {})), model_file=model_file,
             feature_dim=description["feature_dim"], data_checksum=description["data_checksum"],
-            promote_champion=self.promote_champion)
+            promote_champion=self.promote_champion, study=load_study(description.get("study")))
 
 
 def record_final(tracker: Tracker, dataset: str, *, final_key: str, best_val: dict, test: dict, test_spread: dict,
                  trials: pd.DataFrame, model_file: bytes, feature_dim: int, data_checksum: str,
-                 promote_champion: bool) -> dict:
+                 promote_champion: bool, study: "optuna.Study | None" = None) -> dict:  # noqa: F821
     """A finished search's final metrics, comparison artifacts, model version and champion alias, keyed by
     `final_key` (what the result is: the chosen trial, config and seeds): a parent run or model version that
     holds this key is not logged again, one that holds another key (a stale result) is replaced. Returns the
     parent run id, the version, whether this call registered it (`registered`), and whether it is the champion
-    afterwards (None: not promoted). Ends the parent run FINISHED.
+    afterwards (None: not promoted). Ends the parent run FINISHED. `study`: the search's Optuna study, which
+    the importance and parallel-coordinates plots are drawn from.
     """
     out: dict = {"parent_run_id": tracker.parent_id, "version": None, "model_uri": None, "registered": False,
                  "champion": None}
@@ -115,7 +134,7 @@ def record_final(tracker: Tracker, dataset: str, *, final_key: str, best_val: di
         with tempfile.TemporaryDirectory() as folder:
             table = Path(folder) / "trials.csv"
             trials.to_csv(table, index=False)
-            for path in [table, *plot_trials(trials, Path(folder))]:
+            for path in [table, *plot_trials(trials, Path(folder), study=study)]:
                 tracker.safe("artifacts", client.log_artifact, parent, str(path), "comparison")
     name = model_name(dataset)
     versions = tracker.safe("read registry", client.search_model_versions, f"name = '{name}'")
