@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from search.results import trial_reports
+from ray.tune import ExperimentAnalysis
 
 ROOT = Path(__file__).resolve().parents[1]
 # TPE's random start-up trials draw the same points as a RandomSampler of the same seed; the random search
@@ -46,7 +46,8 @@ def search(folder: Path, name: str, sampler: str, scheduler: str, trials: int, s
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.exit(f"search/run.py failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    reports = [row for _, rows in trial_reports(json.loads(out.stdout)["folder"]) for row in rows]
+    analysis = ExperimentAnalysis(json.loads(out.stdout)["folder"])
+    reports = [row for table in analysis.trial_dataframes.values() for row in table.to_dict("records")]
     return sorted(reports, key=lambda r: r["timestamp"])  # Ray stamps reports to the second
 
 

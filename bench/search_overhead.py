@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from search.results import trial_reports
+from ray.tune import ExperimentAnalysis
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def search(folder: Path, name: str, dataset: str, trials: int, concurrent: int, 
         sys.exit(f"search/run.py failed ({out.returncode}):\n{out.stderr[-4000:]}")
     experiment = Path(json.loads(out.stdout)["folder"])
     record = json.loads((experiment / "izf_search.json").read_text())["final"]
-    return record, [reports[-1] for _, reports in trial_reports(experiment)], memory.peak
+    return record, [t.last_result for t in ExperimentAnalysis(str(experiment)).trials], memory.peak
 
 
 def main() -> None:

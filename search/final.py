@@ -32,10 +32,9 @@ def measure_on_test(options: SearchOptions, config: dict, test_split: Split) -> 
     resources; return the test metrics' mean and spread and the first seed's model (izf.io format)."""
     import ray
 
-    threads = max(1, int(options.cpus_per_trial))
     fit_remotely = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(_fit)
     split_ref = ray.put(test_split)
-    refs = [fit_remotely.remote(split_ref, {**config, "seed": options.seed + i, "threads": threads})
+    refs = [fit_remotely.remote(split_ref, {**config, "seed": options.seed + i}, options.threads_per_trial)
             for i in range(options.final_seeds)]
     try:
         runs = ray.get(refs)
@@ -56,18 +55,14 @@ def final_key(chosen_trial: str, config: dict, final_seeds: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _fit(split: Split, config: dict) -> tuple[dict, bytes]:
+def _fit(split: Split, config: dict, threads: int) -> tuple[dict, bytes]:
     import io
-
-    import ray
-    import torch
 
     from izf.io import save_model
     from izf.training import fit
+    from search.trainable import worker_device
 
-    torch.set_num_threads(max(1, int(config.pop("threads", 1))))
-    config["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
-    result = fit(split, FitConfig.from_dict(config))
+    result = fit(split, FitConfig.from_dict({**config, "device": worker_device(threads)}))
     result.model.cpu()
     result.classifier.linear.cpu()
     buffer = io.BytesIO()

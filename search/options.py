@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from izf.data import default_name
 from izf.errors import ConfigError
 
 __all__ = ["SearchOptions", "SAMPLERS", "SCHEDULERS", "OBJECTIVES"]
@@ -105,7 +106,12 @@ class SearchOptions:
 
     @property
     def experiment_name(self) -> str:
-        return self.name or f"izf-{self.dataset.lower()}"
+        return self.name or default_name(self.dataset)
+
+    @property
+    def threads_per_trial(self) -> int:
+        """Torch threads in each trial and final fit: the whole CPUs it is given, at least one."""
+        return max(1, int(self.cpus_per_trial))
 
     @property
     def storage_uri(self) -> str:

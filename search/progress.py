@@ -17,9 +17,10 @@ __all__ = ["Progress", "error_line", "print_header", "quiet_console"]
 STATUS_EVERY_S = 60.0
 # Tune's log lines that this console says better: a failed trial (one line, with its retry), an interruption
 # (with the command that resumes it; Tune's own advice names Tuner.restore), the state it saved.
+# "Failed to fetch metrics": a trial created but never started when --time-budget ran out has no results.
 TUNE_NOISE = ("Stop signal received", "Experiment has been interrupted", "Trials did not complete",
-              "Trial task failed for trial", "Wrote the latest version")
-TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.execution.tune_controller")
+              "Trial task failed for trial", "Wrote the latest version", "Failed to fetch metrics for")
+TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.execution.tune_controller", "ray.tune.analysis.experiment_analysis")
 
 
 class _DropTuneNoise(logging.Filter):

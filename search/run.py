@@ -19,7 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python search/run.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from izf.data import DATASET_NAMES  # noqa: E402
+from izf.data import DATASET_NAMES, default_name  # noqa: E402
 from izf.errors import ConfigError, IZFError  # noqa: E402
 from search.options import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchOptions  # noqa: E402
 from search.record import finite_json  # noqa: E402
@@ -142,7 +142,7 @@ def _tracking_of(record: "SearchRecord | None", flags: dict, given: dict, datase
     from tracking import default_tracking_uri
 
     new = {"mlflow_uri": flags["mlflow_uri"] or default_tracking_uri(),
-           "experiment": flags["experiment"] or f"izf-{dataset.lower()}", "enabled": not flags["no_tracking"]}
+           "experiment": flags["experiment"] or default_name(dataset), "enabled": not flags["no_tracking"]}
     if record is None:
         return new
     old = record.get("notes", {}).get("tracking") or new

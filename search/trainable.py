@@ -12,7 +12,7 @@ import izf
 from izf.data import Split
 from search.space import fit_fields
 
-__all__ = ["train_izf", "dataset_memory", "STATE_FILE"]
+__all__ = ["train_izf", "worker_device", "dataset_memory", "STATE_FILE"]
 
 STATE_FILE = "state.pt"
 
@@ -43,17 +43,21 @@ def _in_shared_mapping(a: "np.ndarray") -> bool:  # noqa: F821
     return False
 
 
-def train_izf(config: dict, *, split: Split, base: dict, checkpoint_every: int = 1) -> None:
+def worker_device(threads: int) -> str:
+    """Give this Ray worker's torch `threads` threads; return the device Ray gave it. A worker given no GPU
+    still sees every GPU on its node, so ask Ray, not CUDA."""
+    torch.set_num_threads(threads)
+    return "cuda" if ray.get_gpu_ids() else "cpu"
+
+
+def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, checkpoint_every: int = 1) -> None:
     """Train with the sampled `config` on top of `base` (FitConfig fields); `split` comes from the object store.
 
     Every `checkpoint_every`-th report carries a checkpoint (the full training state; ~360 MB at SUN's
     shapes with FitConfig's defaults, docs/benchmarks.md); a retried trial resumes from the last one.
     """
-    base = dict(base)
-    torch.set_num_threads(max(1, int(base.pop("threads", 1))))
+    device = worker_device(threads)
     options = fit_fields(config)  # the trial's sampled FitConfig fields and those the space derived
-    # A trial given no GPU still sees every GPU on its node, so ask Ray, not CUDA.
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
     fit_config = izf.FitConfig.from_dict({**base, **options, "device": device})
     resume = None
     if (checkpoint := tune.get_checkpoint()) is not None:

@@ -266,9 +266,8 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
     progress = [] if options.verbose else [Progress(options.num_samples, base["steps"])]
     keeper = RecordKeeper(record, emit, start.params_of, base["steps"], interrupted=lambda: start.interrupted)
     callbacks = DriverCallbacks(options.search_id, [*progress, keeper, *callbacks])
-    threads = max(1, int(options.cpus_per_trial))
     trainable = tune.with_resources(
-        tune.with_parameters(train_izf, split=val_split, base={**base, "threads": threads},
+        tune.with_parameters(train_izf, split=val_split, base=base, threads=options.threads_per_trial,
                              checkpoint_every=options.checkpoint_every),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
@@ -291,6 +290,6 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
     record.mark("finished", final={
         **chosen, **measured, "final_key": final_key(chosen["chosen_trial"], chosen["best_config"],
                                                      options.final_seeds),
-        "search_seconds": search_seconds, "n_trials": len(grid), "n_errors": len(grid.errors),
+        "search_seconds": search_seconds, "n_trials": len(record.get("trials", {})), "n_errors": len(grid.errors),
         "model_file": MODEL_FILE})
     return result_of(options, record, trials, model_file)

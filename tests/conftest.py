@@ -6,6 +6,7 @@ Without them the tests that need them are skipped, saying how to get them; IZF_R
 (set by .ci/run) makes that skip a failure, so CI always runs them.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,6 @@ import pytest
 import scipy.io
 
 from izf.data import default_root, write_res101
-from search.results import trial_reports
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_NAMES = ("SUN", "AWA1", "AWA2")
@@ -124,8 +124,31 @@ def make_real_layout(root: Path, name: str, feature_dim: int = 16, seed: int = 0
 
 
 def trial_results(experiment: Path | str) -> dict[str, list[dict]]:
-    """Each trial's reports, read from Ray's own result.json files: {trial_id: [row, ...]}."""
-    return {rows[0]["trial_id"]: rows for _, rows in trial_reports(experiment)}
+    """Each trial's reports of a search that has stopped, as Ray's ExperimentAnalysis reads them back:
+    {trial_id: [row, ...]}, each row with the trial's config under "config" as in result.json."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(experiment))
+    reports = analysis.trial_dataframes
+    out = {}
+    for trial in analysis.trials:
+        table = reports.get(trial.trial_id)
+        if table is not None and len(table):  # a value a report lacked (no checkpoint) is NaN in the table
+            rows = table.astype(object).where(table.notna(), None).to_dict("records")
+            out[trial.trial_id] = [{**{k: v for k, v in row.items() if not k.startswith("config/")},
+                                    "config": trial.config} for row in rows]
+    return out
+
+
+def reports_on_disk(experiment: Path | str) -> dict[str, list[dict]]:
+    """Each trial's reports as its result.json holds them now, read by hand: for a search that is still running
+    or was killed, where Ray's ExperimentAnalysis sees only the trials of the last experiment-state snapshot."""
+    out = {}
+    for result in sorted(Path(experiment).glob("*/result.json")):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if rows:
+            out[rows[0]["trial_id"]] = rows
+    return out
 
 
 def newest_search(name_folder: Path) -> Path:

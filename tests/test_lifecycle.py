@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import newest_search, trial_results
+from conftest import newest_search, reports_on_disk, trial_results
 from mlflow import MlflowClient
 
 from search.callbacks import DriverCallbacks
@@ -110,21 +110,27 @@ def test_a_new_sqlite_store_created_by_four_drivers_at_once(tmp_path):
         assert all(p.returncode == 0 for p in procs), "\n".join(e[-1500:] for e in errors)
 
 
-def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
-    command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "1", "--max-steps", "600", "--eval-every", "100",
-               "--name", "ctrl-c"]
+def signalled_after_a_report(tmp_path: Path, command: list[str], name: str,
+                             signum: int) -> tuple[subprocess.Popen, str, str]:
+    """Start a driver, send `signum` to it alone (by pid) once one of its trials has reported; it and its output."""
     driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
-        while time.time() < deadline and not any(trial_results(newest_search(tmp_path / "ray_results" / "ctrl-c"))
-                                                  .values()):
+        while time.time() < deadline and not reports_on_disk(newest_search(tmp_path / "ray_results" / name)):
             time.sleep(0.5)
-        os.kill(driver.pid, signal.SIGINT)  # the driver alone, by pid
+        os.kill(driver.pid, signum)
         out, err = driver.communicate(timeout=120)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
+    return driver, out, err
+
+
+def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
+    command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "1", "--max-steps", "600", "--eval-every", "100",
+               "--name", "ctrl-c"]
+    driver, out, err = signalled_after_a_report(tmp_path, command, "ctrl-c", signal.SIGINT)
     assert driver.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == ("interrupted (SIGINT): continue with python search/run.py --resume "
                                             "--name ctrl-c")
@@ -169,18 +175,7 @@ def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
 
 def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
     command = [*RUN, *TINY, "--num-samples", "2", "--max-steps", "2000", "--eval-every", "200", "--name", "term"]
-    driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not any(trial_results(newest_search(tmp_path / "ray_results" / "term"))
-                                                  .values()):
-            time.sleep(0.5)
-        os.kill(driver.pid, signal.SIGTERM)
-        _, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+    driver, _, err = signalled_after_a_report(tmp_path, command, "term", signal.SIGTERM)
     assert driver.returncode == 130, err[-3000:]  # Ray's own SIGTERM handler aborted the driver (134)
     assert "interrupted (SIGTERM): continue with" in err
     (parent,), children = runs_of(tmp_path)
@@ -207,6 +202,26 @@ def test_a_time_budget_no_trial_can_report_in(tmp_path, local_ray):
         run(options)
     (record,) = (tmp_path / "izf-synthetic").glob("*/izf_search.json")
     assert json.loads(record.read_text())["status"] == "failed"
+
+
+def test_a_time_budget_ends_the_search_early_and_still_measures_its_choice(tmp_path, local_ray, capfd):
+    from tracking import Tracker
+    from tracking.recorder import MLflowRecorder
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-synthetic")
+    options = SearchOptions(num_samples=200, storage_path=str(tmp_path), max_steps=40, eval_every=20,
+                            time_budget_s=20, fixed_params={"depth": 2, "hidden_scale": 0.25}, scheduler="none")
+    started = time.monotonic()
+    result = run(options, listeners=[MLflowRecorder(tracker)])
+    assert 1 <= result.n_trials < 200 and time.monotonic() - started < 120
+    assert "Failed to fetch metrics" not in capfd.readouterr().err  # a trial queued when time ran out never ran
+    assert 0 <= result.test["softmax_h"] <= 1 and result.chosen_trial in set(result.trials["trial_id"])
+    record = json.loads((Path(result.experiment_path) / "izf_search.json").read_text())
+    assert record["status"] == "finished"
+    assert all(t["outcome"] in ("completed", "stopped_early") for t in record["trials"].values())
+    (parent,), children = runs_of(tmp_path)  # n_trials: the trials that started, each a run
+    assert parent.info.status == "FINISHED" and len(children) == result.n_trials == len(record["trials"])
+    assert all(c.info.status != "RUNNING" for c in children)
 
 
 def zero_byte_data(tmp_path: Path) -> str:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import newest_search, trial_results
+from conftest import newest_search, reports_on_disk, trial_results
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
@@ -37,7 +37,7 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(tmp_path, cluster):
     try:
         deadline = time.time() + 300
         while not killed and driver.poll() is None and time.time() < deadline:
-            seen = {r.get("node_id") for rows in trial_results(newest_search(name_folder)).values() for r in rows}
+            seen = {r.get("node_id") for rows in reports_on_disk(newest_search(name_folder)).values() for r in rows}
             if worker.node_id in seen:
                 c.remove_node(worker, allow_graceful=False)  # its raylet and workers, killed by pid
                 killed = True

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import ray
-from conftest import newest_search, trial_results
+from conftest import newest_search, reports_on_disk, trial_results
 from mlflow import MlflowClient
 
 from izf.data import load_dataset
@@ -94,8 +94,8 @@ def wider(trial, dims):
 
 def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_path, local_ray):
     import torch
+    from ray.tune import ExperimentAnalysis
 
-    from search.results import trial_reports
     from search.trainable import STATE_FILE
     from tracking import Tracker
     from tracking.recorder import MLflowRecorder
@@ -104,14 +104,14 @@ def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_p
     result = run(SearchOptions(num_samples=3, scheduler="none", max_steps=20, eval_every=20, fixed_params=TINY_FIX,
                                storage_path=str(tmp_path / "rr"), start_from_base=False),
                  space=wider, listeners=[MLflowRecorder(tracker)])
-    trials = trial_reports(result.experiment_path)
-    sampled = {rows[0]["trial_id"]: rows[0]["config"]["weight_decay"] for _, rows in trials}
+    trials = ExperimentAnalysis(result.experiment_path).trials
+    sampled = {t.trial_id: t.config["weight_decay"] for t in trials}
     assert len(set(sampled.values())) == 3 and all(1e-5 <= v <= 1e-3 for v in sampled.values())
     runs = tracker.client.search_runs([tracker.experiment_id()], filter_string="tags.`izf.role` = 'trial'")
     assert {r.data.tags["izf.trial_id"]: float(r.data.params["weight_decay"]) for r in runs} == sampled
-    for folder, rows in trials:  # each trial's checkpoint holds the FitConfig it trained with
-        (state,) = folder.glob(f"checkpoint_*/{STATE_FILE}")
-        assert torch.load(state, weights_only=True)["config"]["weight_decay"] == sampled[rows[0]["trial_id"]]
+    for t in trials:  # each trial's checkpoint holds the FitConfig it trained with
+        (state,) = Path(t.path).glob(f"checkpoint_*/{STATE_FILE}")
+        assert torch.load(state, weights_only=True)["config"]["weight_decay"] == sampled[t.trial_id]
     assert result.best_config["weight_decay"] == sampled[result.chosen_trial]
 
 
@@ -215,7 +215,7 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
         deadline = time.time() + 240
         while time.time() < deadline:
             experiment = newest_search(name_folder)
-            done = [rows for rows in trial_results(experiment).values() if rows[-1].get("step") == 300]
+            done = [rows for rows in reports_on_disk(experiment).values() if rows[-1].get("step") == 300]
             if len(done) >= 2:
                 break
             time.sleep(1)
@@ -223,7 +223,7 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-    before = {tid: len(rows) for tid, rows in trial_results(experiment).items() if rows[-1].get("step") == 300}
+    before = {tid: len(rows) for tid, rows in reports_on_disk(experiment).items() if rows[-1].get("step") == 300}
     resumed = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = trial_results(experiment)

@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import wait_for_http
+from conftest import trial_results, wait_for_http
 from mlflow import MlflowClient
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -311,8 +311,7 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray, c
     assert len(runs) == 1
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "h")]
     assert steps == [100, 200, 300] and runs[0].info.status == "FINISHED"
-    rows = [json.loads(x) for p in Path(result.experiment_path).glob(f"*{killer.killed}*/result.json")
-            for x in p.read_text().splitlines()]
+    rows = trial_results(result.experiment_path)[killer.killed]
     assert [r["step"] for r in rows].count(100) == 1  # resumed from the step-100 checkpoint, not restarted
 
 

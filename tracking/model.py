@@ -17,6 +17,7 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 
 import izf
 import tracking
+from izf.data import default_name
 
 __all__ = ["IZFPyfunc", "log_model", "register", "promote", "model_name", "CHAMPION"]
 
@@ -25,7 +26,7 @@ ARTIFACT = "izf"
 
 
 def model_name(dataset: str) -> str:
-    return f"izf-{dataset.lower()}"
+    return default_name(dataset)
 
 
 class IZFPyfunc(mlflow.pyfunc.PythonModel):

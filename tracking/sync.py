@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from izf.data import default_name
 from tracking.recorder import EVENTS as EVENT_NAMES
 from tracking.recorder import MLflowRecorder, read_bytes
 from tracking.tracker import Tracker, default_tracking_uri
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded = record.get("notes", {}).get("tracking", {})
         tracker = Tracker(args.mlflow_uri or recorded.get("mlflow_uri") or default_tracking_uri(),
                           args.experiment or recorded.get("experiment")
-                          or f"izf-{record['description']['dataset'].lower()}")
+                          or default_name(record["description"]["dataset"]))
         added = sync(folder, tracker, promote_champion=not args.no_promote)
         note = "; the search is still running, or its driver was killed: `--resume` finishes it" \
             if record.get("status", "running") == "running" else ""

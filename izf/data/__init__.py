@@ -13,6 +13,7 @@ __all__ = [
     "Benchmark",
     "FeatureScaler",
     "Split",
+    "default_name",
     "default_root",
     "load_benchmark",
     "load_dataset",
@@ -28,6 +29,12 @@ __all__ = [
 ]
 
 DATASET_NAMES = (*BUILTIN_NAMES, "synthetic-sun", *(n.lower() for n in XLSA17_NAMES))
+
+
+def default_name(dataset: str) -> str:
+    """The name `izf-<dataset>`: what a dataset's searches, MLflow experiment and registered model are called unless
+    named otherwise."""
+    return f"izf-{dataset.lower()}"
 
 
 def default_root() -> Path:
