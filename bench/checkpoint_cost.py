@@ -26,7 +26,7 @@ import torch
 from izf.data import load_dataset
 from izf.device import choose_device
 from izf.evaluate import DeviceSplit
-from izf.training import FitConfig, _start_training, _train_step
+from izf.training import FitConfig, Training
 
 
 def seconds(fn: "callable", repeat: int) -> float:
@@ -56,11 +56,12 @@ def main() -> None:
     split = load_dataset(args.dataset, protocol="val")
     config = FitConfig(depth=args.depth, hidden=args.hidden, device=str(device))
     data = DeviceSplit(split, device)
-    model, optimizer, g, batches = _start_training(config, data, device)
-    _train_step(model, optimizer, data, batches, config, g)  # Adam's moments exist from here on
+    training = Training(config, data, device)
+    model, optimizer = training.model, training.optimizer
+    training.step()  # Adam's moments exist from here on
 
     def step() -> None:
-        _train_step(model, optimizer, data, batches, config, g)
+        training.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -69,7 +70,8 @@ def main() -> None:
 
     def snapshot() -> None:
         state["s"] = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "generator": g.get_state(), "order": batches.order})
+                                    "generator": training.generator.get_state(),
+                                    "order": training.batches.order})
 
     with tempfile.TemporaryDirectory(prefix="izf-ckpt-bench-") as tmp:
         folder, storage = Path(tmp) / "trial", Path(tmp) / "storage"

@@ -24,20 +24,21 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="izf-inductor-")
 import torch  # noqa: E402
 
 from izf.data import load_dataset  # noqa: E402
-from izf.device import choose_device  # noqa: E402
+from izf.device import check_precision, choose_device  # noqa: E402
+from izf.errors import ConfigError  # noqa: E402
 from izf.evaluate import DeviceSplit  # noqa: E402
-from izf.training import FitConfig, _start_training, _train_step  # noqa: E402
+from izf.training import FitConfig, Training  # noqa: E402
 
 
 def trainer(config: FitConfig, data: DeviceSplit, device: torch.device, *, compiled: bool) -> "callable":
-    model, optimizer, g, batches = _start_training(config, data, device)
+    training = Training(config, data, device)
     if compiled:
-        model.flow = torch.compile(model.flow)
+        training.model.flow = torch.compile(training.model.flow)
 
     def steps(n: int) -> float:
         started = time.perf_counter()
         for _ in range(n):
-            terms = _train_step(model, optimizer, data, batches, config, g)
+            terms = training.step()
         terms.tolist()  # waits for the device
         return time.perf_counter() - started
 
@@ -53,6 +54,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4, help="timed rounds, eager and compiled alternating")
     args = p.parse_args()
     device = choose_device(None)
+    try:
+        check_precision(args.subnet_precision, device)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     torch.set_num_threads(os.cpu_count())
     print(f"# {platform.node()}  {os.cpu_count()} CPUs  {device}  torch {torch.__version__}  "
           f"{time.strftime('%Y-%m-%d %H:%M:%S')}")

@@ -16,9 +16,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from izf.data import load_dataset
+from izf.device import check_precision
+from izf.errors import ConfigError
 from izf.evaluate import DeviceSplit
 from izf.model import IZF
-from izf.training import FitConfig, _Batches, _loss_terms, build_model
+from izf.training import FitConfig, Training, build_model
 
 
 class FrEIAFlow(torch.nn.Module):
@@ -50,15 +52,9 @@ class FrEIAFlow(torch.nn.Module):
 
 def time_steps(model: IZF, data: DeviceSplit, config: FitConfig, steps: int, warmup: int) -> tuple[float, float]:
     """(steps per second, FLOPs per step)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    g = torch.Generator().manual_seed(0)
-    batches = _Batches(data.train_x.shape[0], config.batch_size, g)
-
-    def step() -> None:
-        loss = _loss_terms(model, data, batches.next(), config, g)[0]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    training = Training(config, data, torch.device("cpu"))  # its batches, stream and losses, for `model`
+    training.model, training.optimizer = model, torch.optim.Adam(model.parameters(), lr=config.lr)
+    step = training.step
 
     for _ in range(warmup):
         step()
@@ -96,6 +92,10 @@ def main() -> None:
     p.add_argument("--subnet-precision", default="float32", choices=["float32", "bfloat16"],
                    help="ours only; FrEIA runs float32 as the author's code did")
     args = p.parse_args()
+    try:
+        check_precision(args.subnet_precision, torch.device("cpu"))
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     torch.set_num_threads(args.threads)
     from importlib.metadata import version
 

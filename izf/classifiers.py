@@ -81,6 +81,11 @@ class Softmax(Classifier):
     def fit(self, features: Tensor, labels: Tensor) -> "Softmax":
         """Train for `epochs` passes over the data, at least MIN_STEPS_PER_EPOCH batches each."""
         self.linear.to(features.device)
+        if self.generator is not None:  # nn.Linear's own initialisation, from the given stream
+            bound = 1 / self.linear.in_features**0.5
+            with torch.no_grad():
+                for parameter in self.linear.parameters():
+                    parameter.uniform_(-bound, bound, generator=self.generator)
         optimizer = torch.optim.Adam(self.linear.parameters(), lr=self.lr, betas=(0.5, 0.999))
         n = features.shape[0]
         batch = min(self.batch_size, n)

@@ -56,7 +56,11 @@ def evaluate(
 ) -> tuple[dict[str, float], Softmax]:
     """Metrics of both classifiers as fractions in [0, 1], and the trained GZSL softmax.
 
-    Keys: nbc_zsl_t1, nbc_u, nbc_s, nbc_h, softmax_zsl_t1, softmax_u, softmax_s, softmax_h.
+    Keys: nbc_zsl_t1, nbc_u, nbc_s, nbc_h, softmax_zsl_t1, softmax_u, softmax_s, softmax_h, and
+    generated_fraction: the share of the GZSL softmax's training set that is generated (unseen classes,
+    `synthetic_per_class` each) rather than real (seen classes). On SUN's test protocol 72 x 400
+    generated against 10,320 real is 0.74: 400 per unseen class against ~16 per seen class. The IZF
+    author's code streamed 256 real and 256 generated features per step instead (0.5).
     ZSL T1 is judged on the unseen images over the unseen classes only; GZSL over all classes.
     """
     was_training = model.training
@@ -68,6 +72,7 @@ def evaluate(
     options = dict(lr=classifier_lr, epochs=classifier_epochs, generator=generator)
     gzsl = Softmax(x_gen.shape[1], data.n_classes, n_seen=data.n_seen, calibration=calibration, **options)
     gzsl.fit(torch.cat([data.train_x, x_gen]), torch.cat([data.train_y, y_gen]))
+    metrics["generated_fraction"] = x_gen.shape[0] / (x_gen.shape[0] + data.train_x.shape[0])
     zsl = Softmax(x_gen.shape[1], data.n_classes, n_seen=data.n_seen, **options).fit(x_gen, y_gen)
     for name, clf, zsl_clf in (("nbc", nbc, nbc), ("softmax", gzsl, zsl)):
         scores = gzsl_scores(clf.predict(data.seen_x), data.seen_y, clf.predict(data.unseen_x), data.unseen_y)

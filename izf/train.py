@@ -19,6 +19,17 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _progress(protocol: str) -> "Callable[[dict], None]":  # noqa: F821
+    """The line printed at each evaluation: validation H and the best so far, or the one test measurement."""
+    def show(row: dict) -> None:
+        if protocol == "val":
+            print(f"step {row['step']:>6}  loss {row['loss']:+.4f}  val H {100 * row['h']:.2f}  "
+                  f"best {100 * row['best_h']:.2f}", file=sys.stderr)
+        else:
+            print(f"step {row['step']:>6}  loss {row['loss']:+.4f}  test H {100 * row['h']:.2f}", file=sys.stderr)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m izf.train", description=__doc__)
     parser.add_argument("--dataset", required=True, help=", ".join(DATASET_NAMES))
@@ -39,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in fields(FitConfig)
                  if getattr(args, f.name, None) is not None}
+    if args.protocol == "test":
+        if overrides.get("eval_every"):
+            print("error: --eval-every: the test protocol measures once, after the last step; evaluate along the "
+                  "way with --protocol val", file=sys.stderr)
+            return 1
+        overrides["eval_every"] = 0
     try:
         config = FitConfig.from_dict({**preset(args.dataset), **overrides})
         split = load_dataset(args.dataset, root=args.data_root, protocol=args.protocol,
@@ -47,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             from izf.plot import plot_toy
 
             plot_toy(args.plot, split, config)
-        result = fit(split, config, report=lambda row: print(
-            f"step {row['step']:>6}  loss {row['loss']:+.4f}  val H {100 * row['h']:.2f}  "
-            f"best {100 * row['best_h']:.2f}", file=sys.stderr))
+        result = fit(split, config, report=_progress(args.protocol))
         if args.save:
             from izf.io import save_model
 

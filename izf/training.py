@@ -8,21 +8,32 @@ import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
+import numpy as np
 import torch
 
 from izf.classifiers import Softmax
 from izf.data.split import Split
-from izf.device import choose_device
+from izf.device import check_precision, choose_device
 from izf.errors import ConfigError, DivergenceError
 from izf.evaluate import DeviceSplit, evaluate
 from izf.flow import MIXINGS, SUBNET_PRECISIONS, Flow
-from izf.losses import MMD_WIDTHS, centralizing, flow_nll, mmd
+from izf.losses import (
+    MMD_WIDTHS,
+    centralizing,
+    centralizing_to_centres,
+    class_centres,
+    flow_nll,
+    median_sq_distance,
+    mmd,
+)
 from izf.model import IZF
 from izf.semantics import semantic_projection
 
-__all__ = ["FitConfig", "FitResult", "fit", "build_model"]
+__all__ = ["FitConfig", "FitResult", "fit", "build_model", "Training", "LossTargets", "loss_targets", "loss_terms"]
 
 CLASSIFIERS = ("softmax", "nbc")
+CENTRES = ("batch", "training")
+MMD_SCALES = ("fixed", "median")
 TERM_NAMES = ("loss", "loss_flow", "loss_centralizing", "loss_mmd")
 
 
@@ -32,9 +43,18 @@ class FitConfig:
 
     latent_split is d_s, the number of latent coordinates tied to the class (None: the attribute dim).
     mixing is the flow's per-block mixing layer: "permute" (the author's code) or "lu" (learned; see Flow).
-    subnet_precision "bfloat16" runs the coupling subnets' matmuls in bfloat16 (see izf.flow.Coupling).
+    subnet_precision "bfloat16" runs the coupling subnets' matmuls in bfloat16 (see izf.flow.Coupling); `fit`
+    refuses it on hardware that would emulate bfloat16 (izf.device.check_precision).
     eval_every = 0 evaluates only once, after the last step. select_by names the classifier whose
     H is the trial's objective ("softmax" or "nbc").
+
+    The centralizing loss pulls each seen class's prototype f^{-1}([code; 0]) to a centre of its features:
+    centres "batch" (the author's code) takes the class's mean in the current batch (at SUN's 717 classes
+    mostly one image), "training" the class's mean over the whole training part, computed once.
+    prototypes_per_step 0 maps back one prototype per class in the batch; K > 0 (with "training" centres)
+    K seen classes drawn at random each step, so the cost no longer grows with the batch's classes.
+    mmd_scale "fixed" uses mmd_widths as they are (the author's, for features of unit scale); "median"
+    multiplies them by the median pairwise squared distance of the training features (the median heuristic).
     """
 
     # flow
@@ -47,8 +67,11 @@ class FitConfig:
     # losses
     semantic_weight: float = 10.0
     centralizing_weight: float = 1.0
+    centres: str = "batch"
+    prototypes_per_step: int = 0
     mmd_weight: float = 0.1
     mmd_widths: tuple[float, ...] = MMD_WIDTHS
+    mmd_scale: str = "fixed"
     input_noise: float = 0.008
     # optimisation
     lr: float = 5e-4
@@ -89,6 +112,15 @@ class FitConfig:
             raise ConfigError(f"subnet_precision must be one of {SUBNET_PRECISIONS}, got {self.subnet_precision!r}")
         if self.select_by not in CLASSIFIERS:
             raise ConfigError(f"select_by must be one of {CLASSIFIERS}, got {self.select_by!r}")
+        if self.centres not in CENTRES:
+            raise ConfigError(f"centres must be one of {CENTRES}, got {self.centres!r}")
+        if self.mmd_scale not in MMD_SCALES:
+            raise ConfigError(f"mmd_scale must be one of {MMD_SCALES}, got {self.mmd_scale!r}")
+        if self.prototypes_per_step < 0:
+            raise ConfigError(f"prototypes_per_step must be >= 0, got {self.prototypes_per_step}")
+        if self.prototypes_per_step and self.centres == "batch":
+            raise ConfigError("prototypes_per_step > 0 needs centres='training': a class drawn at random has no "
+                              "images in most batches, so no batch centre")
         if not self.mmd_widths or min(self.mmd_widths) <= 0:
             raise ConfigError(f"mmd_widths must be positive numbers, got {self.mmd_widths}")
         if self.latent_split is not None and self.latent_split < 1:
@@ -187,7 +219,30 @@ def _prototype_classes(y: torch.Tensor, data: DeviceSplit, *, static_shapes: boo
     return data.seen_classes if data.n_seen <= y.shape[0] else y
 
 
-def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, g: torch.Generator) -> torch.Tensor:
+@dataclass
+class LossTargets:
+    """What the losses compare with that is fixed for a run: the seen classes' centres of the training part
+    (None: each batch's own class means) and the MMD kernel widths."""
+
+    centres: torch.Tensor | None
+    mmd_widths: tuple[float, ...]
+
+
+def loss_targets(c: FitConfig, data: DeviceSplit) -> LossTargets:
+    """The run's LossTargets, computed once from the training part (the same on every resume)."""
+    centres = None
+    if c.centres == "training":
+        # The flow sees x + U(0, input_noise) noise: its class means lie input_noise / 2 higher.
+        centres = class_centres(data.train_x, data.train_y, data.n_seen) + c.input_noise / 2
+    widths = c.mmd_widths
+    if c.mmd_scale == "median":
+        scale = median_sq_distance(data.train_x, generator=torch.Generator().manual_seed(c.seed))
+        widths = tuple(w * scale for w in c.mmd_widths)
+    return LossTargets(centres, widths)
+
+
+def loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, g: torch.Generator,
+               targets: LossTargets) -> torch.Tensor:
     """[total, flow, centralizing, mmd] on one batch of real seen features."""
     x, y = data.train_x[idx], data.train_y[idx]
     if c.input_noise:
@@ -197,7 +252,10 @@ def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, 
     # Seen prototypes f^{-1}([code; 0]) and generated unseen features f^{-1}([code; tau z]): one inverse pass.
     labels, free = [], []
     if c.centralizing_weight:
-        rows = _prototype_classes(y, data, static_shapes=y.is_cuda)
+        if c.prototypes_per_step:
+            rows = torch.randperm(data.n_seen, device=x.device, generator=g)[: c.prototypes_per_step]
+        else:
+            rows = _prototype_classes(y, data, static_shapes=y.is_cuda)
         labels.append(rows)
         free.append(x.new_zeros(rows.shape[0], model.free_dim))
     if c.mmd_weight:
@@ -209,38 +267,50 @@ def _loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, 
     zero = l_flow.new_zeros(())
     l_c = l_mmd = zero
     if c.centralizing_weight:
-        l_c = centralizing(decoded.pop(0), rows, x, y, num_classes=data.n_seen)
+        prototypes = decoded.pop(0)
+        l_c = (centralizing(prototypes, rows, x, y, num_classes=data.n_seen) if targets.centres is None
+               else centralizing_to_centres(prototypes, rows, targets.centres))
     if c.mmd_weight:
-        l_mmd = -mmd(x, decoded.pop(0), widths=c.mmd_widths)
+        l_mmd = -mmd(x, decoded.pop(0), widths=targets.mmd_widths)
     total = l_flow + c.centralizing_weight * l_c + c.mmd_weight * l_mmd
     return torch.stack([total, l_flow, l_c, l_mmd])
 
 
-def _start_training(c: FitConfig, data: DeviceSplit, device: torch.device
-                    ) -> tuple[IZF, torch.optim.Optimizer, torch.Generator, _Batches]:
-    """What fit trains, on `device`: the model, its Adam, the random stream, the batch order."""
-    model = build_model(c, data.attributes, data.train_x.shape[1]).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    g = torch.Generator(device).manual_seed(c.seed)
-    return model, optimizer, g, _Batches(data.train_x.shape[0], c.batch_size, g)
+class Training:
+    """What `fit` trains, on one device: the model, its Adam, the random stream, the batch order and the
+    loss targets. `step()` is one optimisation step."""
+
+    def __init__(self, c: FitConfig, data: DeviceSplit, device: torch.device) -> None:
+        self.config, self.data = c, data
+        self.model = build_model(c, data.attributes, data.train_x.shape[1]).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.generator = torch.Generator(device).manual_seed(c.seed)
+        self.batches = _Batches(data.train_x.shape[0], c.batch_size, self.generator)
+        self.targets = loss_targets(c, data)
+
+    def step(self) -> torch.Tensor:
+        """One optimisation step; returns the loss terms, left on the device (reading them would sync)."""
+        c = self.config
+        terms = loss_terms(self.model, self.data, self.batches.next(), c, self.generator, self.targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms[0].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.optimizer.step()
+        return terms
 
 
-def _train_step(model: IZF, optimizer: torch.optim.Optimizer, data: DeviceSplit, batches: _Batches, c: FitConfig,
-                g: torch.Generator) -> torch.Tensor:
-    """One optimisation step; returns the loss terms, left on the device (reading them would sync)."""
-    terms = _loss_terms(model, data, batches.next(), c, g)
-    optimizer.zero_grad(set_to_none=True)
-    terms[0].backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-    optimizer.step()
-    return terms
+def evaluation_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The random stream of the evaluation at `step`: its own, seeded from (seed, step), so that evaluating
+    (how often, whether at all, or again after a resume) never moves the training stream."""
+    state = np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device).manual_seed(int(state))
 
 
-def _evaluate(model: IZF, tensors: DeviceSplit, c: FitConfig, g: torch.Generator) -> tuple[dict, Softmax]:
+def _evaluate(model: IZF, tensors: DeviceSplit, c: FitConfig, step: int) -> tuple[dict, Softmax]:
     metrics, classifier = evaluate(
         model, tensors, temperature=c.temperature, synthetic_per_class=c.synthetic_per_class,
         calibration=c.calibration, classifier_lr=c.classifier_lr, classifier_epochs=c.classifier_epochs,
-        generator=g,
+        generator=evaluation_generator(c.seed, step, tensors.train_x.device),
     )
     metrics["h"] = metrics[f"{c.select_by}_h"]
     return metrics, classifier
@@ -268,20 +338,23 @@ def fit(
 
     Raises:
         DivergenceError: the loss became NaN or Inf.
+        ConfigError: bfloat16 subnets asked for on a device without native bfloat16.
 
     Example:
         >>> from izf.data import load_dataset
         >>> result = fit(load_dataset("toy", protocol="test"),
         ...              FitConfig(depth=2, hidden=16, steps=20, eval_every=0, synthetic_per_class=20))
         >>> sorted(result.metrics)[:3]
-        ['h', 'nbc_h', 'nbc_s']
+        ['generated_fraction', 'h', 'nbc_h']
     """
     c = config or FitConfig()
     if resume is not None:
         c = FitConfig.from_dict(resume["config"])
     device = choose_device(c.device)
+    check_precision(c.subnet_precision, device)
     tensors = DeviceSplit(data, device)
-    model, optimizer, g, batches = _start_training(c, tensors, device)
+    training = Training(c, tensors, device)
+    model, optimizer, g, batches = training.model, training.optimizer, training.generator, training.batches
     step, train_seconds, eval_seconds, best, history = 0, 0.0, 0.0, {"h": -1.0}, []
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -304,7 +377,7 @@ def fit(
     model.train()
     while step < c.steps:
         started = time.perf_counter()
-        terms = _train_step(model, optimizer, tensors, batches, c, g)
+        terms = training.step()
         step += 1
         terms_sum += terms.detach()
         terms_count += 1
@@ -318,7 +391,7 @@ def fit(
         if not evaluate_now:
             continue
         started = time.perf_counter()
-        metrics, classifier = _evaluate(model, tensors, c, g)
+        metrics, classifier = _evaluate(model, tensors, c, step)
         eval_seconds += time.perf_counter() - started
         if metrics["h"] > best["h"]:
             best = {**metrics, "step": step}
@@ -334,5 +407,5 @@ def fit(
         if report is not None:
             report(dict(row))
     if classifier is None:  # resumed from a state saved after the last step
-        metrics, classifier = _evaluate(model, tensors, c, g)
+        metrics, classifier = _evaluate(model, tensors, c, step)
     return FitResult(model.eval(), classifier, c, metrics, best, history)

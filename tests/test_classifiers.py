@@ -63,6 +63,7 @@ def test_evaluate_judges_gzsl_over_all_classes_and_zsl_over_the_unseen_ones(mode
     assert metrics["nbc_s"] == 1.0 and metrics["nbc_u"] == 0.75 and metrics["nbc_zsl_t1"] == 1.0
     assert metrics["nbc_h"] == pytest.approx(2 * 0.75 / 1.75)
     assert {"softmax_u", "softmax_s", "softmax_h", "softmax_zsl_t1"} <= set(metrics)
+    assert metrics["generated_fraction"] == 0.5  # 2 unseen classes x 8 generated against 16 real images
     # A calibration larger than any score gap sends every image to an unseen class: S = 0, U = 1.
     calibrated, _ = evaluate(model, data, calibration=100.0, **options)
     assert (calibrated["nbc_s"], calibrated["nbc_u"], calibrated["nbc_h"]) == (0.0, 1.0, 0.0)

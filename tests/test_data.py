@@ -90,6 +90,22 @@ def test_a_class_list_of_another_length_is_named_in_a_warning(tmp_path):
     assert names[0] == "class_0"
 
 
+@pytest.mark.parametrize("dropped", ["val_loc", "train_loc"])
+def test_half_an_official_split_is_named_and_a_seeded_one_used(tmp_path, dropped):
+    b = synthetic(seed=3)
+    folder = write_xlsa17(b, tmp_path, release="2020")
+    mat = scipy.io.loadmat(folder / "att_splits.mat")
+    scipy.io.savemat(folder / "att_splits.mat", {k: v for k, v in mat.items()
+                                                 if not k.startswith("__") and k != dropped})
+    kept = "train_loc" if dropped == "val_loc" else "val_loc"
+    with pytest.warns(UserWarning, match=rf"has {kept} but no {dropped}, so it holds no official train/val split"):
+        back = read_xlsa17("synthetic", tmp_path)
+    assert back.val_classes is None and back.release == "2019"
+    write_xlsa17(b, tmp_path / "plain", release="2019")  # the same as a file with no train/val split at all
+    plain = read_xlsa17("synthetic", tmp_path / "plain")
+    assert make_split(back, "val").class_names == make_split(plain, "val").class_names
+
+
 def test_matlab_v73_files_are_read(tmp_path):
     import h5py
     b = toy(n_train=20, n_test=5)

@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from izf.losses import MMD_WIDTHS, centralizing, flow_nll, mmd
+from izf.losses import (
+    MMD_WIDTHS,
+    centralizing,
+    centralizing_to_centres,
+    class_centres,
+    flow_nll,
+    median_sq_distance,
+    mmd,
+)
 
 
 @pytest.mark.parametrize(("n", "m", "d"), [(2, 3, 1), (5, 5, 4), (7, 3, 16), (20, 11, 64)])
@@ -66,3 +74,43 @@ def test_flow_nll_is_per_dimension():
     s, z, ladj = torch.ones(8, 2), torch.ones(8, 6) * 2, torch.full((8,), 4.0)
     value = flow_nll(s, z, ladj, torch.zeros(8, 2), semantic_weight=10.0)
     assert torch.isclose(value, torch.tensor(10 * 1.0 + 4.0 / 2 - 4.0 / 8))
+
+
+@pytest.mark.parametrize("n, d_s, d, w", [(5, 2, 4, 9.0), (7, 102, 2048, 10.0), (3, 24, 128, 1.0)])
+def test_flow_nll_is_the_nll_of_the_gaussian_prior_its_docstring_names(n, d_s, d, w):
+    g = torch.Generator().manual_seed(d)
+    s, z, codes, ladj = (torch.randn(*shape, generator=g, dtype=torch.float64)
+                         for shape in ((n, d_s), (n, d - d_s), (n, d_s), (n,)))
+    var_s, var_z = (torch.tensor(v, dtype=torch.float64) for v in (d_s / (2 * w * d), (d - d_s) / d))
+    prior = torch.distributions.Normal  # log-densities with their constants, then the constants taken off
+    nll = -(prior(codes, var_s.sqrt()).log_prob(s).sum() + prior(0.0, var_z.sqrt()).log_prob(z).sum() + ladj.sum())
+    constants = n * (d_s * torch.log(2 * torch.pi * var_s) + (d - d_s) * torch.log(2 * torch.pi * var_z)) / 2
+    assert torch.isclose(n * d * flow_nll(s, z, ladj, codes, semantic_weight=w), nll - constants, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("classes", "rows", "d"), [(3, 1, 2), (5, 9, 3), (40, 25, 16)])
+def test_centralizing_to_centres_is_the_mean_over_distinct_classes_written_out(classes, rows, d):
+    g = torch.Generator().manual_seed(classes + rows)
+    centres = torch.randn(classes, d, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, classes, (rows,), generator=g)
+    prototypes = torch.randn(rows, d, generator=g, dtype=torch.float64)
+    prototypes = torch.stack([prototypes[labels.tolist().index(y)] for y in labels.tolist()])  # a class's rows agree
+    per_class = {y: float(((prototypes[i] - centres[y]) ** 2).sum() ** 0.5) for i, y in enumerate(labels.tolist())}
+    expected = sum(per_class.values()) / len(per_class)
+    assert float(centralizing_to_centres(prototypes, labels, centres)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_class_centres_and_the_median_distance_against_numpy():
+    import numpy as np
+    from scipy.spatial.distance import pdist
+
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(60, 7, generator=g, dtype=torch.float64), torch.randint(0, 6, (60,), generator=g)
+    y[y == 4] = 5  # class 4 has no samples: zeros
+    expected = np.stack([x[y == c].mean(0).numpy() if (y == c).any() else np.zeros(7) for c in range(6)])
+    assert np.allclose(class_centres(x, y, 6).numpy(), expected, rtol=1e-12)
+    squared = pdist(x.numpy(), "sqeuclidean")  # 1770 pairs: torch's median is the lower middle value
+    assert median_sq_distance(x) == pytest.approx(np.sort(squared)[(squared.size - 1) // 2], rel=1e-9)
+    a = median_sq_distance(x, sample=20, generator=torch.Generator().manual_seed(1))
+    b = median_sq_distance(x, sample=20, generator=torch.Generator().manual_seed(1))
+    assert a == b and 0.5 * np.median(squared) < a < 2 * np.median(squared)

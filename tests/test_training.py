@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from izf import DivergenceError, FitConfig, fit, load_dataset
+from izf.device import check_precision, cpu_flags, fast_bfloat16
 from izf.errors import ConfigError
 from izf.io import load_model, save_model
 from izf.metrics import gzsl_scores
@@ -97,6 +99,16 @@ def test_resume_continues_exactly(toy_split):
     assert resumed.history[-1]["loss"] == full.history[-1]["loss"]
 
 
+def test_evaluating_does_not_change_what_is_trained(toy_split):
+    """How often a fit evaluates (a search's --eval-every, ASHA's reports) leaves the trained model as it is."""
+    config = FitConfig(depth=2, hidden=8, steps=40, synthetic_per_class=20, classifier_epochs=2)
+    often, once = fit(toy_split, replace(config, eval_every=10)), fit(toy_split, replace(config, eval_every=0))
+    assert len(often.history) == 4 and len(once.history) == 1
+    for (name, a), b in zip(often.model.state_dict().items(), once.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert often.metrics == once.metrics  # the evaluation at step 40 too: its own stream, seeded from (seed, step)
+
+
 def test_divergence_raises_a_specific_error(toy_split):
     with pytest.raises(DivergenceError, match=r"diverged at step \d+"):
         fit(toy_split, FitConfig(depth=2, hidden=8, steps=200, lr=1e30, clamp=50.0, eval_every=0, check_every=10))
@@ -118,6 +130,10 @@ def test_invalid_options_fail_early():
     ({"mmd_widths": [1.0, float("nan")]}, "mmd_widths must be a finite number"),
     ({"mixing": 3}, "mixing must be a string, got 3"),
     ({"latent_split": 0}, "latent_split must be >= 1"),
+    ({"centres": "class"}, r"centres must be one of \('batch', 'training'\), got 'class'"),
+    ({"mmd_scale": "mean"}, r"mmd_scale must be one of \('fixed', 'median'\), got 'mean'"),
+    ({"prototypes_per_step": -1}, "prototypes_per_step must be >= 0"),
+    ({"prototypes_per_step": 8}, "prototypes_per_step > 0 needs centres='training'"),
 ])
 def test_fitconfig_checks_the_type_and_finiteness_of_every_field(values, message):
     """NaN slips through range checks (nan < 0 is False) and JSON gives 1.5 where an int belongs."""
@@ -142,6 +158,17 @@ def test_cli_json_last_line():
         assert all(0.0 <= v <= 1.0 for v in result[name].values())
 
 
+def test_cli_test_protocol_measures_once_and_calls_it_test():
+    run = [sys.executable, "-m", "izf.train", "--dataset", "toy", "--steps", "40"]
+    test = subprocess.run([*run, "--protocol", "test"], capture_output=True, text=True, check=True)
+    (line,) = test.stderr.strip().splitlines()  # once, at the end, whatever the preset's eval_every
+    assert line.startswith("step     40") and "test H" in line and "val H" not in line and "best" not in line
+    val = subprocess.run([*run, "--eval-every", "20"], capture_output=True, text=True, check=True)
+    assert [x.split()[1] for x in val.stderr.strip().splitlines()] == ["20", "40"] and "best" in val.stderr
+    refused = subprocess.run([*run, "--protocol", "test", "--eval-every", "20"], capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: --eval-every: the test protocol measures once")
+
+
 @pytest.mark.parametrize("latent_split", [1, 3])  # fewer (PCA) and more (orthonormal lift) than the 2 attributes
 def test_latent_split_other_than_attribute_dim(toy_split, latent_split):
     result = fit(toy_split, FitConfig(depth=2, hidden=8, steps=20, eval_every=0, synthetic_per_class=20,
@@ -158,6 +185,8 @@ def test_toy_plot_cli_writes_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.skipif(not fast_bfloat16(torch.device("cpu")), reason="this CPU has neither avx512_bf16 nor amx_bf16 "
+                    "(test_bfloat16_is_refused_where_the_hardware_would_emulate_it runs instead)")
 def test_bfloat16_subnets_train_and_round_trip_through_save_and_load(tmp_path, toy_split):
     config = FitConfig(depth=2, hidden=8, steps=30, eval_every=0, synthetic_per_class=30, subnet_precision="bfloat16")
     result = fit(toy_split, config)
@@ -167,6 +196,30 @@ def test_bfloat16_subnets_train_and_round_trip_through_save_and_load(tmp_path, t
     assert loaded.config.subnet_precision == "bfloat16" and loaded.model.flow.couplings[0].low_precision
     with pytest.raises(ConfigError, match="subnet_precision"):
         FitConfig(subnet_precision="float16")
+
+
+def test_bfloat16_is_refused_where_the_hardware_would_emulate_it(toy_split, monkeypatch):
+    config = FitConfig(depth=2, hidden=8, steps=2, eval_every=0, synthetic_per_class=5, subnet_precision="bfloat16")
+    if not fast_bfloat16(torch.device("cpu")):  # this machine's CPU, whichever it is
+        with pytest.raises(ConfigError, match="this CPU has neither amx_bf16 nor avx512_bf16"):
+            fit(toy_split, config)
+    monkeypatch.setattr("izf.device.cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    with pytest.raises(ConfigError, match=r"about 100x slower than float32; use subnet_precision='float32'"):
+        fit(toy_split, config)
+    fit(toy_split, replace(config, subnet_precision="float32"))
+    monkeypatch.setattr("izf.device.cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
+    check_precision("bfloat16", torch.device("cpu"))
+
+
+def test_cpu_flags_are_the_ones_lscpu_reports():
+    lscpu = shutil.which("lscpu")
+    if lscpu is None:
+        pytest.skip("no lscpu on this machine")
+    out = subprocess.run([lscpu], capture_output=True, text=True, env={"LC_ALL": "C"}).stdout
+    (line,) = [x for x in out.splitlines() if x.startswith("Flags:")]
+    assert cpu_flags() == frozenset(line.split(":", 1)[1].split())
+    assert cpu_flags("processor : 0\nflags : fpu avx2 avx512_bf16\n") == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags("no flags here") == frozenset()
 
 
 def test_prototype_classes_have_a_shape_known_before_the_batch(toy_split):
@@ -182,21 +235,69 @@ def test_prototype_classes_have_a_shape_known_before_the_batch(toy_split):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("dataset", ["toy", "synthetic-sun"])  # every seen class / one row per sample
-def test_training_steps_never_wait_for_the_gpu(dataset):
+@pytest.mark.parametrize("dataset, options", [
+    ("toy", {}),  # every seen class
+    ("synthetic-sun", {}),  # one row per sample
+    ("synthetic-sun", {"centres": "training", "prototypes_per_step": 32, "mmd_scale": "median"}),
+])
+def test_training_steps_never_wait_for_the_gpu(dataset, options):
     from izf.evaluate import DeviceSplit
-    from izf.training import _start_training, _train_step
+    from izf.training import Training
 
-    split, config = load_dataset(dataset, protocol="val"), FitConfig(depth=2, hidden=64, mixing="lu")
+    split, config = load_dataset(dataset, protocol="val"), FitConfig(depth=2, hidden=64, mixing="lu", **options)
     device = torch.device("cuda")
-    data = DeviceSplit(split, device)
-    model, optimizer, g, batches = _start_training(config, data, device)
-    _train_step(model, optimizer, data, batches, config, g)  # first step: lazy state, allocations
+    training = Training(config, DeviceSplit(split, device), device)
+    training.step()  # first step: lazy state, allocations
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
-            terms = _train_step(model, optimizer, data, batches, config, g)
+            terms = training.step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(terms).all()
+
+
+def test_a_trained_toy_holds_its_semantic_factor_at_the_width_the_loss_implies(toy_runs, toy_split):
+    """izf.losses.flow_nll: the semantic factor's prior is N(code, d_s / (2 w D)), not N(code, I)."""
+    result = toy_runs[0.0]
+    with torch.no_grad():
+        semantic, _, _ = result.model.encode(torch.as_tensor(toy_split.train_x))
+    residual = semantic - result.model.class_codes[torch.as_tensor(toy_split.train_y)]
+    d_s, d = semantic.shape[1], toy_split.train_x.shape[1]
+    implied = (d_s / (2 * result.config.semantic_weight * d)) ** 0.5  # 0.167; N(code, I) would be 1
+    assert residual.std(0).tolist() == pytest.approx([implied] * d_s, rel=0.15)
+
+
+def test_sampled_prototypes_map_k_rows_back_and_pull_to_the_training_centres(monkeypatch):
+    from izf.evaluate import DeviceSplit
+    from izf.losses import class_centres, median_sq_distance
+    from izf.training import Training
+
+    data = DeviceSplit(load_dataset("synthetic", protocol="val"), torch.device("cpu"))
+    sampled = FitConfig(depth=2, hidden=16, batch_size=64, centres="training", prototypes_per_step=5)
+    decoded: list[int] = []
+    for config, rows in ((sampled, 5), (replace(sampled, prototypes_per_step=0), None),
+                         (replace(sampled, centres="batch", prototypes_per_step=0), None)):
+        training = Training(config, data, torch.device("cpu"))
+        decode = training.model.decode
+        monkeypatch.setattr(training.model, "decode", lambda s, z, decode=decode: decoded.append(s.shape[0])
+                            or decode(s, z))
+        batch = training.batches.order[:64]
+        assert torch.isfinite(training.step()).all()
+        in_batch = data.train_y[batch].unique().numel()  # one prototype per class in the batch
+        assert decoded.pop() == (rows or in_batch) + 64  # and one generated unseen feature per real one
+    centres = Training(sampled, data, torch.device("cpu")).targets.centres
+    assert torch.allclose(centres, class_centres(data.train_x, data.train_y, data.n_seen) + sampled.input_noise / 2)
+    median = Training(replace(sampled, mmd_scale="median"), data, torch.device("cpu")).targets.mmd_widths
+    scale = median_sq_distance(data.train_x, generator=torch.Generator().manual_seed(0))
+    assert median == pytest.approx(tuple(w * scale for w in sampled.mmd_widths)) and scale > 5  # 128-d: ~10
+
+
+def test_fit_with_training_centres_sampled_prototypes_and_median_widths_is_reproducible():
+    split = load_dataset("synthetic", protocol="val")
+    config = FitConfig.from_dict({**preset("synthetic"), "steps": 30, "eval_every": 0, "centres": "training",
+                                  "prototypes_per_step": 8, "mmd_scale": "median", "synthetic_per_class": 20})
+    a, b = fit(split, config), fit(split, config)
+    assert all(np.isfinite(v) for v in a.metrics.values()) and a.metrics == b.metrics
+    assert a.history[-1]["loss_centralizing"] > 0

@@ -28,7 +28,7 @@ __all__ = [
     "DATASET_NAMES",
 ]
 
-DATASET_NAMES = (*BUILTIN_NAMES, "synthetic-sun", *(n.lower() for n in XLSA17_NAMES))
+DATASET_NAMES = (*BUILTIN_NAMES, "synthetic-sun", "synthetic-sun-small", *(n.lower() for n in XLSA17_NAMES))
 
 
 def default_name(dataset: str) -> str:
@@ -46,7 +46,8 @@ def default_root() -> Path:
 
 
 def load_benchmark(name: str, *, root: Path | str | None = None, seed: int = 0) -> Benchmark:
-    """Load a dataset by name: "toy", "synthetic", "synthetic-sun" or an xlsa17 name (case-insensitive).
+    """Load a dataset by name: "toy", "synthetic", "synthetic-sun", "synthetic-sun-small" or an xlsa17 name
+    (case-insensitive).
 
     Arguments:
         root: the xlsa17 folder; default `default_root()`.
@@ -55,8 +56,8 @@ def load_benchmark(name: str, *, root: Path | str | None = None, seed: int = 0) 
     key = name.lower()
     if key == "toy":
         return toy(seed=seed)
-    if key in ("synthetic", "synthetic-sun"):
-        return synthetic(like="sun" if key == "synthetic-sun" else None, seed=seed)
+    if key in ("synthetic", "synthetic-sun", "synthetic-sun-small"):
+        return synthetic(like=key.partition("-")[2] or None, seed=seed)
     if key.upper() not in XLSA17_NAMES:
         raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
     return read_xlsa17(key, root if root is not None else default_root())

@@ -10,6 +10,8 @@ __all__ = ["toy", "synthetic", "BUILTIN_NAMES"]
 BUILTIN_NAMES = ("toy", "synthetic")
 FREQUENCY = 1.2
 SUN_SHAPE = {"n_classes": 717, "n_unseen": 72, "attribute_dim": 102, "feature_dim": 2048, "images_per_class": 20}
+# SUN's classes, splits and attributes at a feature width where one trial takes minutes on 2 CPU cores.
+SUN_SMALL_FEATURES = 256
 
 
 def _split_per_class(
@@ -71,12 +73,15 @@ def synthetic(
     ResNet features). So unseen classes are reachable from their attributes alone, but not linearly.
 
     Arguments:
-        like: "sun" for SUN's shapes (2048-d, 717 classes, 102 attributes, SUN's split sizes).
+        like: "sun" for SUN's shapes (2048-d, 717 classes, 102 attributes, SUN's split sizes);
+            "sun-small" for SUN's class structure and split sizes with 256-d features.
     """
     if like is not None:
-        if like.lower() != "sun":
-            raise ConfigError(f"synthetic(like=...) knows only 'sun', got {like!r}")
+        if like.lower() not in ("sun", "sun-small"):
+            raise ConfigError(f"synthetic(like=...) knows 'sun' and 'sun-small', got {like!r}")
         n_classes, n_unseen, attribute_dim, feature_dim, images_per_class = SUN_SHAPE.values()
+        if like.lower() == "sun-small":
+            feature_dim = SUN_SMALL_FEATURES
     if not 0 < n_unseen < n_classes - 1:
         raise ConfigError(f"need 0 < n_unseen < n_classes - 1, got {n_unseen=}, {n_classes=}")
     rng = np.random.default_rng(seed)

@@ -98,6 +98,18 @@ def _class_names(mat: dict, folder: Path, n_classes: int) -> tuple[str, ...]:
     return tuple(f"class_{i}" for i in range(n_classes))
 
 
+def _official_split_keys(att: dict, att_path: Path) -> tuple[str, ...]:
+    """("train", "val") where the file has both locs; one without the other is no split: say so, use neither."""
+    present = [k for k in ("train", "val") if f"{k}_loc" in att]
+    if len(present) == 1:
+        (have,) = present
+        other = "val" if have == "train" else "train"
+        warnings.warn(f"{att_path}: has {have}_loc but no {other}_loc, so it holds no official train/val split; "
+                      "validation classes are carved out of trainval with the seed instead", stacklevel=3)
+        return ()
+    return tuple(present)
+
+
 def _release(locs: dict[str, np.ndarray]) -> str:
     if "train" not in locs:
         return "2019"
@@ -158,8 +170,8 @@ def read_xlsa17(name: str, root: Path | str) -> Benchmark:
             f"{res_path}: labels span [{raw_labels.min()}, {raw_labels.max()}] but {att_path.name} "
             f"has {n_classes} classes (att is {attributes.shape}); the two files do not belong together"
         )
-    keys = ("trainval", "test_seen", "test_unseen") + (("train", "val") if "train_loc" in att else ())
-    locs = {k: _locs(att, f"{k}_loc", n, att_path) for k in keys if f"{k}_loc" in att}
+    keys = ("trainval", "test_seen", "test_unseen") + _official_split_keys(att, att_path)
+    locs = {k: _locs(att, f"{k}_loc", n, att_path) for k in keys}
     labels = raw_labels - 1
     names = _class_names(att, folder, n_classes)
     return validate(
