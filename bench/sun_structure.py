@@ -1,13 +1,16 @@
 """Centralizing centres, prototypes per step and MMD widths on a benchmark with SUN's class structure.
 
-    python bench/sun_structure.py [--steps 1500] [--seeds 0 1 2] [--variants author training k64 median]
+    python bench/sun_structure.py [--steps 1200] [--seeds 0 1 2] [--variants author training k64 median]
+                                  [--temperature 0.2] [--temperatures 1 0.5 0.2 0.05]
 
 Every variant trains FitConfig's defaults (the SUN settings: depth 5, width 1024, batch 256, lr 5e-4)
 on `synthetic-sun-small` (717 classes, 645 seen / 72 unseen, ~20 images per class, 102 attributes,
 256-d features), validation protocol (580 training classes, ~13 images each; 65 validation classes),
 with the same data split for every seed. It reports validation H of both classifiers (the best over
 the evaluations, as a search trial does, and at the last step) and training seconds per step (steps
-only; evaluations are timed apart). Seeds are the fit's own seed. The last line is one JSON object.
+only; evaluations are timed apart). Seeds are the fit's own seed. --temperatures evaluates each trained
+model again at those generation temperatures (the model is the same; only the features the softmax is
+trained on change). The last line is one JSON object.
 """
 
 import argparse
@@ -20,9 +23,9 @@ import time
 import torch
 
 from izf.data import load_dataset
-from izf.evaluate import DeviceSplit
+from izf.evaluate import DeviceSplit, evaluate
 from izf.losses import median_sq_distance
-from izf.training import FitConfig, fit
+from izf.training import FitConfig, evaluation_generator, fit
 
 VARIANTS = {
     "author": {},  # batch centres, one prototype per class in the batch, fixed widths: the author's code
@@ -41,17 +44,27 @@ def cpu_model() -> str:
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
 
 
-def run(variant: str, seed: int, steps: int, eval_every: int) -> dict:
+def run(variant: str, seed: int, steps: int, eval_every: int, temperature: float,
+        temperatures: list[float]) -> dict:
     split = load_dataset(DATASET, protocol="val")
-    config = FitConfig(**VARIANTS[variant], steps=steps, eval_every=eval_every, seed=seed, device="cpu")
+    config = FitConfig(**VARIANTS[variant], steps=steps, eval_every=eval_every, seed=seed, temperature=temperature,
+                       device="cpu")
     started = time.perf_counter()
     result = fit(split, config)
     last = result.history[-1]
-    return {"variant": variant, "seed": seed, "softmax_h_best": result.best["softmax_h"],
-            "best_step": result.best["step"], "softmax_h_last": last["softmax_h"], "nbc_h_last": last["nbc_h"],
-            "nbc_h_best": max(r["nbc_h"] for r in result.history),
-            "s_per_step": last["train_seconds"] / steps, "eval_s": last["eval_seconds"],
-            "wall_s": time.perf_counter() - started}
+    row = {"variant": variant, "seed": seed, "softmax_h_best": result.best["softmax_h"],
+           "best_step": result.best["step"], "softmax_h_last": last["softmax_h"], "nbc_h_last": last["nbc_h"],
+           "nbc_h_best": max(r["nbc_h"] for r in result.history),
+           "s_per_step": last["train_seconds"] / steps, "eval_s": last["eval_seconds"],
+           "wall_s": time.perf_counter() - started}
+    data = DeviceSplit(split, torch.device("cpu"))
+    for tau in temperatures:
+        metrics, _ = evaluate(result.model, data, temperature=tau, synthetic_per_class=config.synthetic_per_class,
+                              calibration=config.calibration, classifier_lr=config.classifier_lr,
+                              classifier_epochs=config.classifier_epochs,
+                              generator=evaluation_generator(seed, steps, torch.device("cpu")))
+        row[f"softmax_h_at_{tau:g}"] = metrics["softmax_h"]
+    return row
 
 
 def spread(values: list[float]) -> str:
@@ -64,6 +77,8 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--temperature", type=float, default=FitConfig.temperature, help="generation temperature")
+    p.add_argument("--temperatures", type=float, nargs="*", default=[], help="evaluate again at these")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -77,17 +92,22 @@ def main() -> None:
     rows = []
     for seed in args.seeds:  # seeds outermost: a slow drift of the machine spreads over every variant
         for variant in args.variants:
-            rows.append(run(variant, seed, args.steps, args.eval_every))
+            rows.append(run(variant, seed, args.steps, args.eval_every, args.temperature, args.temperatures))
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
-    print(f"\n{'variant':<9} {'softmax H best':>17} {'softmax H last':>17} {'NBC H best':>17} {'s/step':>16}")
+    print(f"\n{'variant':<9} {'softmax H best':>17} {'softmax H last':>17} {'NBC H best':>17} {'NBC H last':>17} "
+          f"{'s/step':>16}")
     for variant in args.variants:
         mine = [r for r in rows if r["variant"] == variant]
         summary[variant] = {k: [r[k] for r in mine] for k in ("softmax_h_best", "softmax_h_last", "nbc_h_best",
-                                                                 "s_per_step")}
+                                                                 "nbc_h_last", "s_per_step")}
         print(f"{variant:<9} " + " ".join(f"{spread(v):>17}" for v in summary[variant].values()))
-    print(json.dumps({"dataset": DATASET, "steps": args.steps, "seeds": args.seeds, "median_sq_distance": scale,
-                      "summary": summary}))
+        for tau in args.temperatures:
+            key = f"softmax_h_at_{tau:g}"
+            summary[variant][key] = [r[key] for r in mine]
+            print(f"{'':<9} softmax H evaluated at temperature {tau:g}: {spread(summary[variant][key])}")
+    print(json.dumps({"dataset": DATASET, "steps": args.steps, "temperature": args.temperature, "seeds": args.seeds,
+                      "median_sq_distance": scale, "summary": summary}))
 
 
 if __name__ == "__main__":

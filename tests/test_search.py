@@ -299,3 +299,22 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(tmp_path, local_ray):
         assert r[0]["dataset_mb"] > 50  # the SUN-shaped validation split
         assert r[0]["dataset_shared"] == 1.0  # every array lies in a shared-memory mapping
     assert result.n_errors == 0
+
+
+def test_the_sun_scale_options_are_searched_and_every_point_is_a_valid_fitconfig():
+    from dataclasses import asdict
+
+    from izf.training import FitConfig
+    from search.space import fit_fields
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        returned = default_space(trial, SYNTHETIC_DIMS)
+        config = FitConfig.from_dict({**asdict(FitConfig()), **fit_fields({**trial.params, **returned})})
+        seen.add((config.centres, config.prototypes_per_step, config.mmd_scale if config.mmd_weight else None))
+        study.tell(trial, 0.0)
+    assert {c for c, _, _ in seen} == {"batch", "training"} and {k for _, k, _ in seen} == {0, 64}
+    assert {m for _, _, m in seen} == {"fixed", "median", None}
+    assert ("batch", 64) not in {(c, k) for c, k, _ in seen}  # sampled prototypes only against training centres
