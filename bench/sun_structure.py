@@ -2,6 +2,7 @@
 
     python bench/sun_structure.py [--steps 1200] [--seeds 0 1 2] [--variants author training k64 median]
                                   [--temperature 0.2] [--temperatures 1 0.5 0.2 0.05]
+    python bench/sun_structure.py --cost [--cost-steps 10]      # seconds per step at SUN's own 2048-d
 
 Every variant trains FitConfig's defaults (the SUN settings: depth 5, width 1024, batch 256, lr 5e-4)
 on `synthetic-sun-small` (717 classes, 645 seen / 72 unseen, ~20 images per class, 102 attributes,
@@ -10,7 +11,8 @@ with the same data split for every seed. It reports validation H of both classif
 the evaluations, as a search trial does, and at the last step) and training seconds per step (steps
 only; evaluations are timed apart). Seeds are the fit's own seed. --temperatures evaluates each trained
 model again at those generation temperatures (the model is the same; only the features the softmax is
-trained on change). The last line is one JSON object.
+trained on change). --cost times training steps of each variant on the 2048-d `synthetic-sun` instead
+(no evaluation, no H): the cost side at SUN's real feature width. The last line is one JSON object.
 """
 
 import argparse
@@ -25,7 +27,7 @@ import torch
 from izf.data import load_dataset
 from izf.evaluate import DeviceSplit, evaluate
 from izf.losses import median_sq_distance
-from izf.training import FitConfig, evaluation_generator, fit
+from izf.training import FitConfig, Training, evaluation_generator, fit
 
 VARIANTS = {
     "author": {},  # batch centres, one prototype per class in the batch, fixed widths: the author's code
@@ -67,6 +69,22 @@ def run(variant: str, seed: int, steps: int, eval_every: int, temperature: float
     return row
 
 
+def cost(variants: list[str], steps: int, warmup: int = 2) -> dict:
+    """Seconds per training step of each variant on synthetic-sun (2048-d), alternating variants per round."""
+    data = DeviceSplit(load_dataset("synthetic-sun", protocol="val"), torch.device("cpu"))
+    trainings = {v: Training(FitConfig(**VARIANTS[v], device="cpu"), data, torch.device("cpu")) for v in variants}
+    for training in trainings.values():
+        for _ in range(warmup):
+            training.step()
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(steps):  # round-robin: a slow spell of the machine hits every variant alike
+        for variant, training in trainings.items():
+            started = time.perf_counter()
+            training.step().tolist()
+            seconds[variant].append(time.perf_counter() - started)
+    return seconds
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
 
@@ -80,8 +98,17 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=FitConfig.temperature, help="generation temperature")
     p.add_argument("--temperatures", type=float, nargs="*", default=[], help="evaluate again at these")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cost", action="store_true", help="only seconds per step, on the 2048-d synthetic-sun")
+    p.add_argument("--cost-steps", type=int, default=10)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.cost:
+        print(f"# {cpu_model()}, {args.threads} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
+        seconds = cost(args.variants, args.cost_steps)
+        for variant, values in seconds.items():
+            print(f"synthetic-sun (2048-d) {variant:<9} {spread(values)} s/step ({len(values)} steps)")
+        print(json.dumps({"dataset": "synthetic-sun", "s_per_step": seconds}))
+        return
     split = load_dataset(DATASET, protocol="val")
     scale = median_sq_distance(DeviceSplit(split, torch.device("cpu")).train_x,
                                generator=torch.Generator().manual_seed(0))
