@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from izf.data import load_dataset
+from izf.data import Split, load_dataset
 from izf.evaluate import DeviceSplit, evaluate
 from izf.losses import median_sq_distance
 from izf.training import FitConfig, Training, evaluation_generator, fit
@@ -46,9 +46,8 @@ def cpu_model() -> str:
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
 
 
-def run(variant: str, seed: int, steps: int, eval_every: int, temperature: float,
+def run(split: Split, variant: str, seed: int, steps: int, eval_every: int, temperature: float,
         temperatures: list[float]) -> dict:
-    split = load_dataset(DATASET, protocol="val")
     config = FitConfig(**VARIANTS[variant], steps=steps, eval_every=eval_every, seed=seed, temperature=temperature,
                        device="cpu")
     started = time.perf_counter()
@@ -119,7 +118,7 @@ def main() -> None:
     rows = []
     for seed in args.seeds:  # seeds outermost: a slow drift of the machine spreads over every variant
         for variant in args.variants:
-            rows.append(run(variant, seed, args.steps, args.eval_every, args.temperature, args.temperatures))
+            rows.append(run(split, variant, seed, args.steps, args.eval_every, args.temperature, args.temperatures))
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
     print(f"\n{'variant':<9} {'softmax H best':>17} {'softmax H last':>17} {'NBC H best':>17} {'NBC H last':>17} "

@@ -56,8 +56,9 @@ def centralizing(prototypes: Tensor, prototype_labels: Tensor, x: Tensor, labels
         >>> float(centralizing(p[y] + torch.tensor([3.0, 4.0]), y, x, y, num_classes=3))
         5.0
     """
-    counts = x.new_zeros(num_classes).index_add_(0, labels, x.new_ones(labels.shape[0]))
-    distances = (prototypes - class_centres(x, labels, num_classes)[prototype_labels]).norm(dim=1)
+    sums, counts = _class_sums(x, labels, num_classes)
+    means = sums / counts.clamp_min(1)[:, None]
+    distances = (prototypes - means[prototype_labels]).norm(dim=1)
     repeats = x.new_zeros(num_classes).index_add_(0, prototype_labels, x.new_ones(prototype_labels.shape[0]))
     weights = (counts[prototype_labels] > 0).to(x.dtype) / repeats[prototype_labels]
     return (distances * weights).sum() / (counts > 0).sum()
@@ -84,8 +85,14 @@ def centralizing_to_centres(prototypes: Tensor, prototype_labels: Tensor, centre
 
 def class_centres(x: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """The mean feature of each class (num_classes, D); a class without samples gets zeros."""
+    sums, counts = _class_sums(x, labels, num_classes)
+    return sums / counts.clamp_min(1)[:, None]
+
+
+def _class_sums(x: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Each class's sum of features (num_classes, D) and number of samples (num_classes,)."""
     counts = x.new_zeros(num_classes).index_add_(0, labels, x.new_ones(labels.shape[0]))
-    return x.new_zeros(num_classes, x.shape[1]).index_add_(0, labels, x) / counts.clamp_min(1)[:, None]
+    return x.new_zeros(num_classes, x.shape[1]).index_add_(0, labels, x), counts
 
 
 def median_sq_distance(x: Tensor, *, sample: int = 2048, generator: torch.Generator | None = None) -> float:
