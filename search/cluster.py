@@ -1,13 +1,15 @@
 """The Ray cluster a search runs on: a local instance, or one joined by address; what it can offer trials."""
 
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 from izf.errors import ConfigError
 
-__all__ = ["check_address", "start_ray", "check_resources"]
+__all__ = ["check_address", "check_token", "start_ray", "check_resources"]
 
 CONNECT_TIMEOUT_S = 5.0
 AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()  # written by `ray up` on the head node
@@ -58,6 +60,47 @@ def _frame_type(conn: socket.socket) -> int | None:
     return header[3]
 
 
+def check_token(address: str) -> None:
+    """Fail at once when the cluster refuses this driver's token (Ray's token auth, as cluster.yaml starts it).
+    Ray itself retries a refused token for about 20 s, logging a warning a second, and then says only that it
+    could not connect. One GCS call tells, with the token Ray's own loader finds (RAY_AUTH_MODE=token, then
+    RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."""
+    from ray._private.services import canonicalize_bootstrap_address
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError, RayError
+
+    if address.startswith("ray://"):
+        return  # Ray Client: its server authenticates the connection itself
+    try:
+        with _native_stderr_silenced():  # Ray's C++ client logs the refusal too: the error below says it once
+            gcs = canonicalize_bootstrap_address(address)  # "auto": the cluster `ray start` recorded here
+            if address == "auto":
+                check_address(gcs)  # a cluster recorded but gone: Ray's client would wait for it for 40 s
+            GcsClient(address=gcs).internal_kv_get(b"izf-token-probe", b"izf", timeout=CONNECT_TIMEOUT_S)
+    except AuthenticationError:
+        if os.environ.get("RAY_AUTH_MODE") != "token":
+            raise ConfigError(f"--address {address}: the cluster at {gcs} requires Ray's token authentication; "
+                              "run the search with RAY_AUTH_MODE=token (the token is read from "
+                              "~/.ray/auth_token, which `ray up` puts on the head)") from None
+        raise ConfigError(f"--address {address}: the cluster at {gcs} refused this driver's token; use the "
+                          "cluster's (`ray up` puts it in ~/.ray/auth_token on the head; RAY_AUTH_TOKEN or "
+                          "RAY_AUTH_TOKEN_PATH, when set, are read instead of that file)") from None
+    except (ConnectionError, ValueError, TypeError, RayError):
+        return  # no cluster there, or another failure: ray.init reports it in its own words
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    kept = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+
+
 def start_ray(address: str | None, *, verbose: bool) -> None:
     """Start a local Ray instance (address None) or join a cluster; Ray's own log lines only when verbose."""
     import ray
@@ -65,6 +108,8 @@ def start_ray(address: str | None, *, verbose: bool) -> None:
     if ray.is_initialized():
         return
     check_address(address)
+    if address is not None:
+        check_token(address)
     quiet = {} if verbose else {"logging_level": logging.WARNING}
     try:
         if address is None:

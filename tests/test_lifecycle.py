@@ -293,6 +293,39 @@ def test_an_address_where_something_else_answers_fails_at_once(tmp_path):
         "without --address the search starts a local Ray")
 
 
+# A Ray head started as cluster.yaml starts it (token auth), by Ray's own test helper in a process of its own (Ray
+# reads RAY_AUTH_MODE once per process); it prints the address, and stops the head's processes by pid at EOF.
+TOKEN_HEAD = """
+import sys
+from ray.cluster_utils import Cluster
+c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+print(c.address, flush=True)
+sys.stdin.read()
+c.shutdown()
+"""
+
+
+def test_a_driver_without_the_clusters_token_fails_at_once_with_one_error_line(tmp_path, monkeypatch):
+    token = "7" * 64
+    head = subprocess.Popen([sys.executable, "-c", TOKEN_HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the token-auth head did not start"
+        for mode, token_given, says in (("token", "0" * 64, "refused this driver's token"),
+                                        ("disabled", token, "requires Ray's token authentication")):
+            monkeypatch.setenv("RAY_AUTH_MODE", mode)
+            monkeypatch.setenv("RAY_AUTH_TOKEN", token_given)
+            started = time.perf_counter()
+            refused = cli(tmp_path, "--address", address, "--no-tracking", timeout=120)
+            assert refused.returncode == 1 and time.perf_counter() - started < 15, refused.stderr[-2000:]
+            assert refused.stderr.strip().splitlines() == [refused.stderr.strip()] and says in refused.stderr
+            assert refused.stderr.startswith(f"error: --address {address}: the cluster at ")
+    finally:
+        head.communicate(timeout=60)
+    assert head.returncode == 0
+
+
 def test_a_warning_about_the_data_is_one_line_that_names_the_file(tmp_path):
     import dataclasses
 
