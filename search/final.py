@@ -3,6 +3,7 @@
 import hashlib
 import json
 import statistics
+from collections.abc import Callable
 
 from izf.data import Split
 from izf.training import FitConfig
@@ -10,7 +11,7 @@ from search.options import SearchOptions
 from search.sampling import METRIC, MODE
 from search.space import fit_fields
 
-__all__ = ["choose", "measure_on_test", "final_key", "SHOWN"]
+__all__ = ["choose", "measure_on_test", "fit_on_ray", "final_key", "SHOWN"]
 
 SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "train_seconds"]
 
@@ -30,22 +31,48 @@ def choose(grid: "ResultGrid", base: dict) -> dict:  # noqa: F821
 def measure_on_test(options: SearchOptions, config: dict, test_split: Split) -> tuple[dict, bytes]:
     """Retrain `config` with --final-seeds seeds on the test protocol (trainval), each on Ray with a trial's
     resources; return the test metrics' mean and spread and the first seed's model (izf.io format)."""
-    import ray
-
-    fit_remotely = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(_fit)
-    split_ref = ray.put(test_split)
-    refs = [fit_remotely.remote(split_ref, {**config, "seed": options.seed + i}, options.threads_per_trial)
-            for i in range(options.final_seeds)]
-    try:
-        runs = ray.get(refs)
-    except KeyboardInterrupt:  # Ctrl-C: stop the retraining too
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        raise
+    configs = [{**config, "seed": options.seed + i} for i in range(options.final_seeds)]
+    runs = fit_on_ray(options, test_split, configs, keep_models=True)
     keys = runs[0][0].keys()
     measured = {"test": {k: statistics.fmean(r[k] for r, _ in runs) for k in keys},
                 "test_spread": {k: statistics.pstdev([r[k] for r, _ in runs]) for k in keys}}
     return measured, runs[0][1]
+
+
+def fit_on_ray(options: SearchOptions, split: Split, configs: list[dict], *,
+               on_result: Callable[[int, dict], None] | None = None,
+               on_error: Callable[[int, Exception], None] | None = None,
+               keep_models: bool = False) -> list[tuple[dict, bytes | None] | None]:
+    """Train each FitConfig dict on `split` as a Ray task with a trial's resources, all submitted at once; return
+    each one's final metrics (and saved model, with keep_models) in the order of `configs`. `on_result(index,
+    metrics)` is called as each finishes; a fit that raises is handed to `on_error(index, error)` (its entry
+    stays None), or raises without one. Ctrl-C cancels the ones still running."""
+    import ray
+
+    fit_remotely = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(_fit)
+    split_ref = ray.put(split)
+    refs = [fit_remotely.remote(split_ref, config, options.threads_per_trial, keep_models) for config in configs]
+    index = {ref: i for i, ref in enumerate(refs)}
+    out: list = [None] * len(refs)
+    pending = list(refs)
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            i = index[ready[0]]
+            try:
+                out[i] = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as e:
+                if on_error is None:
+                    raise
+                on_error(i, e)
+                continue
+            if on_result is not None:
+                on_result(i, out[i][0])
+    except KeyboardInterrupt:  # Ctrl-C: stop the retraining too
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return out
 
 
 def final_key(chosen_trial: str, config: dict, final_seeds: int) -> str:
@@ -55,7 +82,7 @@ def final_key(chosen_trial: str, config: dict, final_seeds: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _fit(split: Split, config: dict, threads: int) -> tuple[dict, bytes]:
+def _fit(split: Split, config: dict, threads: int, keep_model: bool) -> tuple[dict, bytes | None]:
     import io
 
     from izf.io import save_model
@@ -63,6 +90,8 @@ def _fit(split: Split, config: dict, threads: int) -> tuple[dict, bytes]:
     from search.trainable import worker_device
 
     result = fit(split, FitConfig.from_dict({**config, "device": worker_device(threads)}))
+    if not keep_model:
+        return dict(result.metrics), None
     result.model.cpu()
     result.classifier.linear.cpu()
     buffer = io.BytesIO()

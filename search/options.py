@@ -42,6 +42,8 @@ class SearchOptions:
     max_failures: int = 2
     checkpoint_every: int = 1  # a checkpoint with every k-th report (a retried trial resumes from the last)
     final_seeds: int = 1
+    reevaluate_top: int = 0  # 0: choose the single best trial; K: the best mean H of the top K over new seeds
+    reevaluate_seeds: int = 3
     fit_overrides: dict = field(default_factory=dict)  # fixed FitConfig values for every trial
     fixed_params: dict = field(default_factory=dict)  # parameters of the search space held at one value
     start_from_base: bool = True  # evaluate the dataset's base config first (False: the sampler alone)
@@ -66,10 +68,10 @@ class SearchOptions:
             if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
                 raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r}")
         for name in ("num_samples", "max_concurrent", "final_seeds", "checkpoint_every", "max_steps", "grace_steps",
-                     "eval_every"):
+                     "eval_every", "reevaluate_seeds"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{_flag(name)} must be >= 1, got {getattr(self, name)}")
-        for name, why in (("seed", ""), ("sampler_seed", ""),
+        for name, why in (("seed", ""), ("sampler_seed", ""), ("reevaluate_top", " (0: no re-evaluation)"),
                           ("max_failures", " (the retries of a failed trial; there is no 'forever')")):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ConfigError(f"{_flag(name)} must be >= 0{why}, got {getattr(self, name)}")

@@ -155,3 +155,10 @@ class Progress(Callback):
         except (OSError, TypeError):  # no error file (yet)
             return "the trial's process died"
         return error_line(text.rsplit("Failure # ", 1)[-1])
+
+
+def print_reevaluation_start(options: "SearchOptions", top: list[dict]) -> None:  # noqa: F821
+    """The noise-aware phase: which trials are retrained, and how many fits that is."""
+    trials = ", ".join(f"{t['trial_id']} (H {100 * t['val']['best_h']:.2f})" for t in top)
+    print(f"re-evaluating the top {len(top)} with {options.reevaluate_seeds} new seeds each "
+          f"({len(top) * options.reevaluate_seeds} fits on validation classes): {trials}", flush=True)

@@ -34,6 +34,8 @@ class SearchResult:
     final_seeds: int = 1
     chosen_trial: str = ""  # the trial id whose config was chosen
     final_key: str = ""  # identifies what the final result records: the chosen trial, config and seeds
+    reevaluation: dict | None = None  # --reevaluate-top: per trial id, its new seeds' validation H, mean, spread
+    single_seed_choice: str = ""  # the trial the single best validation H would have chosen
 
 
 def result_of(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame, model_file: bytes) -> SearchResult:
@@ -46,7 +48,8 @@ def result_of(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame
         feature_dim=description["feature_dim"],
         pareto=pareto_front(trials, description["study"]) if options.objective == "multi" else None,
         search_seconds=final["search_seconds"], search_id=options.search_id, dataset=options.dataset,
-        final_seeds=options.final_seeds, chosen_trial=final["chosen_trial"], final_key=final["final_key"])
+        final_seeds=options.final_seeds, chosen_trial=final["chosen_trial"], final_key=final["final_key"],
+        reevaluation=final.get("reevaluation"), single_seed_choice=final.get("single_seed_choice", ""))
 
 
 def finished_result(options: SearchOptions, record: SearchRecord) -> SearchResult:

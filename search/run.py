@@ -72,6 +72,11 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
                         "~360 MB at SUN's shapes: a larger K writes less to --storage-path, a retry redoes more")
     p.add_argument("--final-seeds", type=int, default=d(1),
                    help="retrain the chosen config with N seeds and report mean and spread of test U/S/H")
+    p.add_argument("--reevaluate-top", type=int, default=d(0), metavar="K",
+                   help="noise-aware choice: retrain the K best trials' configs with --reevaluate-seeds new seeds "
+                        "on validation classes and choose the best mean validation H (default 0: the single best)")
+    p.add_argument("--reevaluate-seeds", type=int, default=d(3), metavar="N",
+                   help="seeds per re-evaluated config (default 3)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///"
                                         "<cwd>/mlflow.db); http://host:5000 for a shared server")
     p.add_argument("--experiment", help="MLflow experiment (default izf-<dataset>)")
@@ -260,15 +265,16 @@ def _has_record(options: SearchOptions) -> bool:
 def _result_json(result: "SearchResult") -> dict:  # noqa: F821
     return {"chosen_trial": result.chosen_trial, "best_config": result.best_config, "val": result.best_val,
             "test": result.test, "test_spread": result.test_spread, "n_trials": result.n_trials,
-            "n_errors": result.n_errors}
+            "n_errors": result.n_errors, "reevaluation": result.reevaluation,
+            "single_seed_choice": result.single_seed_choice or None}
 
 
 def print_tracking(tracker: "Tracker", recorded: dict) -> None:  # noqa: F821
     print(f"\nMLflow ({tracker.uri}): experiment {tracker.experiment!r}, parent run {recorded.get('parent_run_id')}")
     if recorded.get("version") is not None:
         how = "registered:" if recorded["registered"] else "registered earlier by this search:"
-        state = {True: "now the champion", False: "the champion stays (a version with a higher validation H on "
-                 "the same data)", None: "not promoted (--no-promote)"}[recorded.get("champion")]
+        state = {True: "now the champion", False: "the champion stays (a version better by validation H on the "
+                 "same data)", None: "not promoted (--no-promote)"}[recorded.get("champion")]
         print(f"  model {recorded['model_name']} version {recorded['version']} {how} {state}")
     else:
         print("  no model version registered")

@@ -34,13 +34,24 @@ def print_summary(result: SearchResult) -> None:
         if result.pareto is not None:
             print("\nPareto front (validation H vs training seconds):")
             print(result.pareto[["trial_id", "best_h", "train_seconds"]].to_string(index=False))
+    if result.reevaluation:
+        print("re-evaluated on validation classes with new seeds (mean ± std of H):")
+        for trial_id, again in result.reevaluation.items():
+            single = result.trials.loc[result.trials["trial_id"] == trial_id, "best_h"]
+            marks = [m for m, t in (("chosen", result.chosen_trial), ("single-seed choice", result.single_seed_choice))
+                     if t == trial_id]
+            print(f"  {trial_id}  {100 * again['mean_h']:.2f} ± {100 * again['std_h']:.2f} over {again['n_seeds']} "
+                  f"seeds (its own: {100 * float(single.iloc[0]) if len(single) else float('nan'):.2f})"
+                  + (f"  <- {', '.join(marks)}" if marks else ""))
     config = " ".join(f"{k}={v}" for k, v in result.best_config.items())
     print(textwrap.fill(config, WIDTH, initial_indent=f"chosen: trial {result.chosen_trial}: ",
                         subsequent_indent="    "))
     val = result.best_val
     cells = "  ".join(f"{k.removeprefix('softmax_').upper()} {100 * val[k]:.2f}" for k in ("softmax_u", "softmax_s")
                       if k in val)
-    print(f"validation (chosen trial): H {100 * val['best_h']:.2f} at step {int(val.get('step', 0))}  ({cells})")
+    again = f"; {100 * val['mean_h']:.2f} ± {100 * val['std_h']:.2f} over {val['n_seeds']} new seeds" \
+        if "mean_h" in val else ""
+    print(f"validation (chosen trial): H {100 * val['best_h']:.2f} at step {int(val.get('step', 0))}  ({cells}){again}")
     seeds = "" if result.final_seeds < 2 else f" (mean ± std over {result.final_seeds} seeds)"
     print(f"test, measured once{seeds}:")
     for name in ("softmax", "nbc"):

@@ -18,8 +18,9 @@ from search.interrupt import Interruption, SearchInterrupted
 from search.lifecycle import SearchFailed, check_storage, open_search
 from search.lock import NameLock
 from search.options import SearchOptions
-from search.progress import Progress, error_line, print_header, quiet_console
+from search.progress import Progress, error_line, print_header, print_reevaluation_start, quiet_console
 from search.record import MODEL_FILE, SearchRecord
+from search.reevaluate import noise_aware_choice, reevaluate, top_trials
 from search.result import SearchResult, finished_result, result_of
 from search.sampling import (
     METRIC,
@@ -61,6 +62,7 @@ class SearchStart:
                 "objective": o.objective, "num_samples": o.num_samples, "max_concurrent": o.max_concurrent,
                 "max_steps": self.base["steps"], "grace_steps": _grace_steps(o, self.base),
                 "seed": o.seed, "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s,
+                "reevaluate_top": o.reevaluate_top, "reevaluate_seeds": o.reevaluate_seeds,
                 "start_from_base": o.start_from_base, "sampler_seed": o.sampler_stream,
                 "fixed_params": o.fixed_params, "checkpoint_every": o.checkpoint_every,
                 "cpus_per_trial": o.cpus_per_trial, "gpus_per_trial": o.gpus_per_trial, "max_failures": o.max_failures,
@@ -284,6 +286,12 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
     if trials.empty or METRIC not in trials or trials[METRIC].isna().all():
         raise _nothing_to_choose(options, grid, base)
     chosen = choose(grid, base)
+    if options.reevaluate_top:
+        top = top_trials(grid, options.reevaluate_top)
+        print_reevaluation_start(options, top)
+        started = time.perf_counter()
+        chosen = noise_aware_choice(top, reevaluate(options, top, base, val_split, record, emit), base)
+        chosen["reevaluation_seconds"] = time.perf_counter() - started
     test_split = make_split(prepared.bench, "test", features=feature_scaling(options.dataset), seed=options.seed)
     measured, model_file = measure_on_test(options, chosen["best_config"], test_split)
     record.save_model(model_file)

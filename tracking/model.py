@@ -1,6 +1,7 @@
 """The chosen model as an MLflow pyfunc model, its registration, and the `champion` alias."""
 
 import contextlib
+import functools
 import io
 import os
 import tempfile
@@ -19,7 +20,7 @@ import izf
 import tracking
 from izf.data import default_name
 
-__all__ = ["IZFPyfunc", "log_model", "register", "promote", "model_name", "CHAMPION"]
+__all__ = ["IZFPyfunc", "log_model", "register", "promote", "beats", "model_name", "CHAMPION"]
 
 CHAMPION = "champion"
 ARTIFACT = "izf"
@@ -101,12 +102,15 @@ def _fluent_uris(uri: str) -> Iterator[None]:
 
 
 def promote(client: MlflowClient, name: str, version: str) -> bool:
-    """Point `champion` at the best version (by val_h) among those on `version`'s data checksum.
+    """Point `champion` at the best version among those on `version`'s data checksum.
 
-    The alias only ever moves to a version that beats the current champion on the same data. The
-    choice is made from the registry as it is now, not from what this search remembers, so two
-    searches finishing together both leave the alias on the better of their models. Returns whether
-    `version` is the champion afterwards.
+    Two versions compare by their mean validation H over re-evaluation seeds (`val_h_mean`) where both have
+    it, else by their single validation H (`val_h`); as that need not be transitive, the best is found in the
+    order the versions were registered, each against the best before it (what the champion would be had the
+    searches ended one after another). The alias only ever moves to a version that beats the current
+    champion on the same data. The choice is made from the registry as it is now, not from what
+    this search remembers, so two searches finishing together both leave the alias on the better of their
+    models. Returns whether `version` is the champion afterwards.
     """
     checksum = client.get_model_version(name, version).tags.get("data_checksum")
     if "val_h" not in client.get_model_version(name, version).tags:
@@ -114,13 +118,21 @@ def promote(client: MlflowClient, name: str, version: str) -> bool:
     for _ in range(5):  # re-read after each move: another search may have registered a better one meanwhile
         same_data = [v for v in client.search_model_versions(f"name = '{name}'")
                      if v.tags.get("data_checksum") == checksum and "val_h" in v.tags]
-        best = max(same_data, key=lambda v: (float(v.tags["val_h"]), -int(v.version)))
+        in_order = sorted(same_data, key=lambda v: int(v.version))  # the rule need not be transitive: fix the order
+        best = functools.reduce(lambda a, b: b if beats(b, a) else a, in_order)
         try:
             current = client.get_model_version_by_alias(name, CHAMPION)
         except MlflowException:
             current = None
-        if current is not None and current.tags.get("data_checksum") == checksum \
-                and float(current.tags["val_h"]) >= float(best.tags["val_h"]):
+        if current is not None and current.tags.get("data_checksum") == checksum and "val_h" in current.tags \
+                and not beats(best, current):
             return current.version == version
         client.set_registered_model_alias(name, CHAMPION, best.version)
     return best.version == version
+
+
+def beats(a: "ModelVersion", b: "ModelVersion") -> bool:  # noqa: F821
+    """Whether version `a` is better than `b`: by mean validation H where both have one, else by validation H;
+    the older version wins a tie."""
+    key = "val_h_mean" if "val_h_mean" in a.tags and "val_h_mean" in b.tags else "val_h"
+    return (float(a.tags[key]), -int(a.version)) > (float(b.tags[key]), -int(b.version))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from tracking.model import log_model, model_name, promote, register
 from tracking.plots import plot_trials
-from tracking.tracker import Tracker, git_commit
+from tracking.tracker import ROLE_TAG, Tracker, git_commit
 
 __all__ = ["MLflowRecorder", "record_final", "parent_params", "trials_table", "read_bytes", "FINAL_KEY_TAG", "EVENTS"]
 
@@ -89,7 +89,10 @@ class MLflowRecorder:
 
     def trial_started(self, trial: dict) -> None:
         params = {**trial["params"], **{f"search.{k}": v for k, v in trial["sampled"].items()}}
-        self.tracker.trial_run(trial["trial_id"], params, tags={"device": trial["device"], "trial_name": trial["name"]})
+        tags = {"device": trial["device"], "trial_name": trial["name"]}
+        if trial.get("role") == "reevaluation":  # a top trial's config retrained with a new seed
+            tags.update({ROLE_TAG: "reevaluation", "reevaluation": trial["reevaluation_of"]})
+        self.tracker.trial_run(trial["trial_id"], params, tags=tags)
 
     def trial_reported(self, trial_id: str, report: dict) -> None:
         self.tracker.log_result(trial_id, report)
@@ -149,6 +152,9 @@ def record_final(tracker: Tracker, dataset: str, *, final_key: str, best_val: di
             tags = {"val_h": best_val["best_h"], "test_u": test["softmax_u"], "test_s": test["softmax_s"],
                     "test_h": test["softmax_h"], "protocol": "val->test", "data_checksum": data_checksum,
                     "parent_run_id": parent, FINAL_KEY_TAG: final_key}
+            if "mean_h" in best_val:  # chosen by mean validation H over new seeds (--reevaluate-top)
+                tags.update({"val_h_mean": best_val["mean_h"], "val_h_std": best_val["std_h"],
+                             "val_h_seeds": best_val["n_seeds"]})
             out["version"] = tracker.safe("register", register, client, name, uri, tags)
             out["registered"] = out["version"] is not None
     out["model_name"] = name

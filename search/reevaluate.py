@@ -1,0 +1,94 @@
+"""Noise-aware choice (--reevaluate-top K --reevaluate-seeds N): the K best trials' configs retrained with N
+further seeds on the validation protocol, and the config with the best mean validation H chosen.
+
+The highest of many noisy validation H values is biased upward (the winner's curse), and the trial behind it
+is often not the best config. Each retraining runs as a Ray task with a trial's resources, all at once as far
+as the cluster allows, trained to the step where its trial's H peaked (as the final fit is) and measured at
+the end; each is a trial of the search's events (`role` "reevaluation", `reevaluation_of` its trial), so
+tracking gives it a child run of its own. Finished retrainings are kept in the record: a resumed search
+runs only the missing ones.
+"""
+
+import statistics
+from collections.abc import Callable
+
+from izf.data import Split
+from search.final import SHOWN, fit_on_ray
+from search.options import SearchOptions
+from search.record import SearchRecord
+from search.space import fit_fields
+
+__all__ = ["top_trials", "reevaluate", "noise_aware_choice"]
+
+
+def top_trials(grid: "ResultGrid", k: int) -> list[dict]:  # noqa: F821
+    """The k trials with the best validation H (each at its best report), best first: the order `choose` uses."""
+    rows = []
+    for result in grid:
+        history = result.metrics_dataframe
+        if result.error is not None or history is None or "h" not in history or history["h"].isna().all():
+            continue
+        best = history.loc[history["h"].idxmax()]
+        rows.append({"trial_id": result.metrics["trial_id"], "sampled": dict(result.config), "step": int(best["step"]),
+                     "val": {key: float(best[key]) for key in SHOWN if key in best}})
+    return sorted(rows, key=lambda row: -row["val"]["best_h"])[:k]
+
+
+def reevaluate(options: SearchOptions, top: list[dict], base: dict, split: Split, record: SearchRecord,
+               emit: Callable) -> dict[str, dict]:
+    """Retrain each of `top` with seeds seed+1 .. seed+N on the validation `split`; return, per trial id, its
+    seeds' validation H values, their mean and spread."""
+    done = record.data.setdefault("reevaluations", {})
+    jobs = []
+    for trial in top:
+        config = {**base, **fit_fields(trial["sampled"]), "steps": trial["step"], "eval_every": 0}
+        for seed in range(options.seed + 1, options.seed + 1 + options.reevaluate_seeds):
+            key = f"{trial['trial_id']}-seed{seed}"
+            if key not in done:
+                jobs.append((key, trial["trial_id"], {**config, "seed": seed}))
+    sampled = {trial["trial_id"]: trial["sampled"] for trial in top}
+    started = {key: {"trial_id": key, "name": f"reevaluate {of} seed {c['seed']}", "params": c, "sampled": sampled[of],
+                     "device": "cuda" if options.gpus_per_trial else "cpu", "role": "reevaluation",
+                     "reevaluation_of": of} for key, of, c in jobs}
+    for key in started:
+        emit("trial_started", trial=started[key])
+
+    def finished(index: int, metrics: dict) -> None:
+        key, of, config = jobs[index]
+        done[key] = {"of": of, "seed": config["seed"], "step": config["steps"], **metrics}
+        record.save()
+        emit("trial_reported", trial_id=key, report={"step": config["steps"], "best_h": metrics["h"], **metrics})
+        emit("trial_ended", trial_id=key, outcome="completed")
+
+    def failed(index: int, error: Exception) -> None:  # a seed that diverges counts as H 0 for its config
+        key, of, config = jobs[index]
+        done[key] = {"of": of, "seed": config["seed"], "step": config["steps"], "h": 0.0,
+                     "error": str(error).strip().splitlines()[-1][:300]}
+        record.save()
+        emit("trial_ended", trial_id=key, outcome="failed")
+
+    try:
+        fit_on_ray(options, split, [config for _, _, config in jobs], on_result=finished, on_error=failed)
+    except BaseException:  # Ctrl-C, or Ray gone: the retrainings it cut end "interrupted" (a resume reruns them)
+        for key in started:
+            if key not in done:
+                emit("trial_ended", trial_id=key, outcome="interrupted")
+        raise
+    out = {}
+    for trial in top:
+        values = [r["h"] for r in done.values() if r["of"] == trial["trial_id"]]
+        out[trial["trial_id"]] = {"h": values, "mean_h": statistics.fmean(values),
+                                  "std_h": statistics.pstdev(values), "n_seeds": len(values)}
+    return out
+
+
+def noise_aware_choice(top: list[dict], reevaluated: dict[str, dict], base: dict) -> dict:
+    """The trial of `top` with the best mean validation H over its new seeds (ties: the better single H),
+    shaped as `search.final.choose` returns it, plus what the single-seed choice would have been."""
+    best = max(top, key=lambda t: (reevaluated[t["trial_id"]]["mean_h"], t["val"]["best_h"]))
+    config = {**base, **fit_fields(best["sampled"]), "steps": best["step"], "eval_every": 0}
+    again = reevaluated[best["trial_id"]]
+    return {"chosen_trial": best["trial_id"], "best_config": config,
+            "best_val": {**best["val"], "mean_h": again["mean_h"], "std_h": again["std_h"],
+                         "n_seeds": again["n_seeds"]},
+            "single_seed_choice": top[0]["trial_id"], "reevaluation": reevaluated}
