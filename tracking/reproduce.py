@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 import torch
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
@@ -67,7 +68,7 @@ def resolve(client: MlflowClient, ref: str) -> tuple[ModelVersion, str]:
     return version, parent
 
 
-def _trained_config(version: ModelVersion) -> dict:
+def _trained_config(client: MlflowClient, version: ModelVersion) -> dict:
     """The FitConfig the model file was trained with (its first final seed)."""
     with tempfile.TemporaryDirectory() as folder:
         local = Path(download_artifacts(artifact_uri=version.source, dst_path=folder))
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlflow-uri", default=None, help="default $MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlflow.db")
     args = parser.parse_args(argv)
     uri = args.mlflow_uri or default_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # a logged model's URI (models:/m-...) resolves through the fluent API's store
+    mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         version, parent = resolve(client, args.model)
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{params['data_checksum'][:12]}): give the same files (--data-root)")
         if (why := _code_differs(params.get("git_commit", ""))) and not args.allow_code_change:
             raise NotReproducible(f"{why}; or --allow-code-change to retrain with this code")
-        config, device = _trained_config(version), choose_device()
+        config, device = _trained_config(client, version), choose_device()
     except (NotReproducible, IZFError, MlflowException, KeyError) as e:
         what = f"missing param {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
         print(f"error: {what}", file=sys.stderr)
