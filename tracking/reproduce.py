@@ -10,6 +10,7 @@ to GPU_TOLERANCE. Exit status: 0 reproduced, 1 not (or an error).
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def resolve(client: MlflowClient, ref: str) -> tuple[ModelVersion, str]:
 
 def _trained_config(client: MlflowClient, version: ModelVersion) -> dict:
     """The FitConfig the model file was trained with (its first final seed)."""
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # not a bar of 40 files on the console
     with tempfile.TemporaryDirectory() as folder:
         local = Path(download_artifacts(artifact_uri=version.source, dst_path=folder))
         (model_file,) = local.rglob("model.pt")
