@@ -7,7 +7,7 @@ mount: the node's home and Ray's /tmp/ray are folders of the test's tmp dir). A 
 (a fresh venv installed from a wheelhouse made beforehand, since the namespace is offline) and the head's start
 commands (token auth). The search driver runs on the head through `ray exec`, once with the cluster's token and
 once without it. `ray down` ends it, and every process the test started is checked gone by pid.
-Needs root (namespaces, port 22), unshare/nsenter, sshd and rsync (scripts/install-sshd.sh).
+Needs root (namespaces, port 22), unshare/nsenter, sshd and rsync (scripts/install-test-tools.sh).
 """
 
 import dataclasses
@@ -59,7 +59,7 @@ def _missing() -> str | None:
 def _tools():
     """Skipped where it cannot run, saying how to make it run; IZF_REQUIRE_RAY_UP=1 (.ci/run) makes that a failure."""
     if why := _missing():
-        why = f"{why}: run `bash scripts/install-sshd.sh` as root (the README's test command does)"
+        why = f"{why}: run `bash scripts/install-test-tools.sh` as root (the README's test command does)"
         if os.environ.get("IZF_REQUIRE_RAY_UP") == "1":
             pytest.fail(f"IZF_REQUIRE_RAY_UP=1: {why}")
         pytest.skip(why)

@@ -433,7 +433,7 @@ def browser():
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
-        pytest.fail("the MLflow UI test needs Debian's chromium and chromium-driver: run scripts/install-browser.sh "
+        pytest.fail("the MLflow UI test needs Debian's chromium and chromium-driver: run scripts/install-test-tools.sh "
                     "(the README's test command does)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
