@@ -69,8 +69,10 @@ def main() -> None:
     p.add_argument("--final-seeds", type=int, default=1)
     p.add_argument("--steps", type=int, default=None, help="--max-steps of the search (default: the preset)")
     args = p.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else \
+        platform.machine()
+    print(f"# {model}, {os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
