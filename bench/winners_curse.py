@@ -27,9 +27,7 @@ from pathlib import Path
 
 import torch
 
-from izf.data import load_benchmark, make_split
-from izf.presets import feature_scaling
-from izf.training import FitConfig, fit
+from tracking.reproduce import retrain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,10 +51,9 @@ def single_choice_test_h(dataset: str, seed: int, record: dict, trial_id: str, f
     """The test H the search would have reported had it chosen `trial_id` (its config, at its best step)."""
     step = next(r["step"] for r in record["reevaluations"].values() if r["of"] == trial_id)
     config = {**record["trials"][trial_id]["params"], "steps": step, "eval_every": 0}
-    split = make_split(load_benchmark(dataset, seed=seed), "test", features=feature_scaling(dataset), seed=seed)
-    torch.set_num_threads(max(1, int(record["description"]["cpus_per_trial"])))
-    return statistics.fmean(fit(split, FitConfig.from_dict({**config, "seed": seed + i, "device": "cpu"}))
-                            .metrics["softmax_h"] for i in range(final_seeds))
+    threads = max(1, int(record["description"]["cpus_per_trial"]))
+    test, _ = retrain(dataset, None, seed, config, final_seeds, threads, torch.device("cpu"))
+    return test["softmax_h"]
 
 
 def main() -> None:
@@ -78,7 +75,7 @@ def main() -> None:
         for seed in args.seeds:
             result, record, wall = run_search(Path(folder) / f"s{seed}", args.dataset, seed, args)
             again, single = result["reevaluation"], result["single_seed_choice"]
-            own = record["trials"][single]["last"]["best_h"]
+            own = again[single]["own_h"]
             chosen = result["chosen_trial"]
             noise_aware_test = result["test"]["softmax_h"]
             single_test = noise_aware_test if chosen == single else \

@@ -1,9 +1,11 @@
 """Zero-shot metrics: per-class mean top-1 accuracy, ZSL T1, and GZSL U, S and their harmonic mean H."""
 
+import statistics
+
 import torch
 from torch import Tensor
 
-__all__ = ["per_class_accuracy", "harmonic_mean", "gzsl_scores"]
+__all__ = ["per_class_accuracy", "harmonic_mean", "gzsl_scores", "over_seeds"]
 
 
 def per_class_accuracy(predicted: Tensor, true: Tensor) -> float:
@@ -31,3 +33,14 @@ def gzsl_scores(seen_pred: Tensor, seen_true: Tensor, unseen_pred: Tensor, unsee
     """GZSL U (unseen test images), S (seen test images) and H, predictions over all classes."""
     u, s = per_class_accuracy(unseen_pred, unseen_true), per_class_accuracy(seen_pred, seen_true)
     return {"u": u, "s": s, "h": harmonic_mean(u, s)}
+
+
+def over_seeds(runs: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """The mean and the (population) standard deviation of each metric over runs that differ only in seed.
+
+    Example:
+        >>> over_seeds([{"h": 0.5}, {"h": 0.7}])
+        ({'h': 0.6}, {'h': 0.09999999999999998})
+    """
+    return ({k: statistics.fmean(r[k] for r in runs) for k in runs[0]},
+            {k: statistics.pstdev([r[k] for r in runs]) for k in runs[0]})

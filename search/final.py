@@ -2,16 +2,16 @@
 
 import hashlib
 import json
-import statistics
 from collections.abc import Callable
 
 from izf.data import Split
+from izf.metrics import over_seeds
 from izf.training import FitConfig
 from search.options import SearchOptions
 from search.sampling import METRIC, MODE
 from search.space import fit_fields
 
-__all__ = ["choose", "measure_on_test", "fit_on_ray", "final_key", "SHOWN"]
+__all__ = ["choose", "at_best_report", "measure_on_test", "fit_on_ray", "final_key", "SHOWN"]
 
 SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "train_seconds"]
 
@@ -19,13 +19,19 @@ SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "trai
 def choose(grid: "ResultGrid", base: dict) -> dict:  # noqa: F821
     """The trial with the best validation H, its config (trained for the steps where its H peaked) and its
     validation metrics there."""
-    best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all")
-    history = best.metrics_dataframe
-    best_row = history.loc[history["h"].idxmax()]
-    config = {**base, **fit_fields(best.config)}
-    config["steps"], config["eval_every"] = int(best_row["step"]), 0
-    return {"chosen_trial": best.metrics["trial_id"], "best_config": config,
-            "best_val": {k: float(best_row[k]) for k in SHOWN if k in best_row}}
+    best = at_best_report(grid.get_best_result(metric=METRIC, mode=MODE, scope="all"), base)
+    return {"chosen_trial": best["trial_id"], "best_config": best["config"], "best_val": best["val"]}
+
+
+def at_best_report(result: "Result", base: dict) -> dict:  # noqa: F821
+    """A trial at its best validation H: its id, sampled values, that report's step and metrics (SHOWN), and the
+    config that retrains it to that step (evaluated once, at the end)."""
+    history = result.metrics_dataframe
+    row = history.loc[history["h"].idxmax()]
+    step = int(row["step"])
+    return {"trial_id": result.metrics["trial_id"], "sampled": dict(result.config), "step": step,
+            "val": {k: float(row[k]) for k in SHOWN if k in row},
+            "config": {**base, **fit_fields(result.config), "steps": step, "eval_every": 0}}
 
 
 def measure_on_test(options: SearchOptions, config: dict, test_split: Split) -> tuple[dict, bytes]:
@@ -33,10 +39,8 @@ def measure_on_test(options: SearchOptions, config: dict, test_split: Split) -> 
     resources; return the test metrics' mean and spread and the first seed's model (izf.io format)."""
     configs = [{**config, "seed": options.seed + i} for i in range(options.final_seeds)]
     runs = fit_on_ray(options, test_split, configs, keep_models=True)
-    keys = runs[0][0].keys()
-    measured = {"test": {k: statistics.fmean(r[k] for r, _ in runs) for k in keys},
-                "test_spread": {k: statistics.pstdev([r[k] for r, _ in runs]) for k in keys}}
-    return measured, runs[0][1]
+    test, spread = over_seeds([metrics for metrics, _ in runs])
+    return {"test": test, "test_spread": spread}, runs[0][1]
 
 
 def fit_on_ray(options: SearchOptions, split: Split, configs: list[dict], *,

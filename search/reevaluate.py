@@ -13,35 +13,30 @@ import statistics
 from collections.abc import Callable
 
 from izf.data import Split
-from search.final import SHOWN, fit_on_ray
+from search.final import at_best_report, fit_on_ray
 from search.options import SearchOptions
 from search.record import SearchRecord
-from search.space import fit_fields
 
 __all__ = ["top_trials", "reevaluate", "noise_aware_choice"]
 
 
-def top_trials(grid: "ResultGrid", k: int) -> list[dict]:  # noqa: F821
-    """The k trials with the best validation H (each at its best report), best first: the order `choose` uses."""
-    rows = []
-    for result in grid:
-        history = result.metrics_dataframe
-        if result.error is not None or history is None or "h" not in history or history["h"].isna().all():
-            continue
-        best = history.loc[history["h"].idxmax()]
-        rows.append({"trial_id": result.metrics["trial_id"], "sampled": dict(result.config), "step": int(best["step"]),
-                     "val": {key: float(best[key]) for key in SHOWN if key in best}})
+def top_trials(grid: "ResultGrid", base: dict, k: int) -> list[dict]:  # noqa: F821
+    """The k trials with the best validation H (each at its best report, `at_best_report`), best first: the
+    order `choose` uses."""
+    rows = [at_best_report(result, base) for result in grid if result.error is None
+            and result.metrics_dataframe is not None and "h" in result.metrics_dataframe
+            and not result.metrics_dataframe["h"].isna().all()]
     return sorted(rows, key=lambda row: -row["val"]["best_h"])[:k]
 
 
-def reevaluate(options: SearchOptions, top: list[dict], base: dict, split: Split, record: SearchRecord,
+def reevaluate(options: SearchOptions, top: list[dict], split: Split, record: SearchRecord,
                emit: Callable) -> dict[str, dict]:
-    """Retrain each of `top` with seeds seed+1 .. seed+N on the validation `split`; return, per trial id, its
-    seeds' validation H values, their mean and spread."""
+    """Retrain each of `top` (`top_trials`) with seeds seed+1 .. seed+N on the validation `split`; return, per
+    trial id, its own validation H, its new seeds' values, their mean and spread."""
     done = record.data.setdefault("reevaluations", {})
     jobs = []
     for trial in top:
-        config = {**base, **fit_fields(trial["sampled"]), "steps": trial["step"], "eval_every": 0}
+        config = trial["config"]
         for seed in range(options.seed + 1, options.seed + 1 + options.reevaluate_seeds):
             key = f"{trial['trial_id']}-seed{seed}"
             if key not in done:
@@ -77,18 +72,17 @@ def reevaluate(options: SearchOptions, top: list[dict], base: dict, split: Split
     out = {}
     for trial in top:
         values = [r["h"] for r in done.values() if r["of"] == trial["trial_id"]]
-        out[trial["trial_id"]] = {"h": values, "mean_h": statistics.fmean(values),
+        out[trial["trial_id"]] = {"own_h": trial["val"]["best_h"], "h": values, "mean_h": statistics.fmean(values),
                                   "std_h": statistics.pstdev(values), "n_seeds": len(values)}
     return out
 
 
-def noise_aware_choice(top: list[dict], reevaluated: dict[str, dict], base: dict) -> dict:
+def noise_aware_choice(top: list[dict], reevaluated: dict[str, dict]) -> dict:
     """The trial of `top` with the best mean validation H over its new seeds (ties: the better single H),
     shaped as `search.final.choose` returns it, plus what the single-seed choice would have been."""
     best = max(top, key=lambda t: (reevaluated[t["trial_id"]]["mean_h"], t["val"]["best_h"]))
-    config = {**base, **fit_fields(best["sampled"]), "steps": best["step"], "eval_every": 0}
     again = reevaluated[best["trial_id"]]
-    return {"chosen_trial": best["trial_id"], "best_config": config,
+    return {"chosen_trial": best["trial_id"], "best_config": best["config"],
             "best_val": {**best["val"], "mean_h": again["mean_h"], "std_h": again["std_h"],
                          "n_seeds": again["n_seeds"]},
             "single_seed_choice": top[0]["trial_id"], "reevaluation": reevaluated}

@@ -37,11 +37,10 @@ def print_summary(result: SearchResult) -> None:
     if result.reevaluation:
         print("re-evaluated on validation classes with new seeds (mean ± std of H):")
         for trial_id, again in result.reevaluation.items():
-            single = result.trials.loc[result.trials["trial_id"] == trial_id, "best_h"]
             marks = [m for m, t in (("chosen", result.chosen_trial), ("single-seed choice", result.single_seed_choice))
                      if t == trial_id]
             print(f"  {trial_id}  {100 * again['mean_h']:.2f} ± {100 * again['std_h']:.2f} over {again['n_seeds']} "
-                  f"seeds (its own: {100 * float(single.iloc[0]) if len(single) else float('nan'):.2f})"
+                  f"seeds (its own: {100 * again['own_h']:.2f})"
                   + (f"  <- {', '.join(marks)}" if marks else ""))
     config = " ".join(f"{k}={v}" for k, v in result.best_config.items())
     print(textwrap.fill(config, WIDTH, initial_indent=f"chosen: trial {result.chosen_trial}: ",

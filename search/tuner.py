@@ -287,10 +287,10 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
         raise _nothing_to_choose(options, grid, base)
     chosen = choose(grid, base)
     if options.reevaluate_top:
-        top = top_trials(grid, options.reevaluate_top)
+        top = top_trials(grid, base, options.reevaluate_top)
         print_reevaluation_start(options, top)
         started = time.perf_counter()
-        chosen = noise_aware_choice(top, reevaluate(options, top, base, val_split, record, emit), base)
+        chosen = noise_aware_choice(top, reevaluate(options, top, val_split, record, emit))
         chosen["reevaluation_seconds"] = time.perf_counter() - started
     test_split = make_split(prepared.bench, "test", features=feature_scaling(options.dataset), seed=options.seed)
     measured, model_file = measure_on_test(options, chosen["best_config"], test_split)

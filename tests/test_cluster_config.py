@@ -48,8 +48,9 @@ def test_mounted_local_paths_exist(name):
 def test_local_file_runs_cluster_yamls_commands_but_the_dataset_line():
     aws, local = cluster_config("cluster.yaml"), cluster_config("cluster-local.yaml")
     assert local["provider"]["type"] == "local" and "available_node_types" not in local
+    variant = local_variant()
     for key in SHARED:
-        assert local[key] == local_variant()[key], f"cluster-local.yaml's {key} differs from cluster.yaml's"
+        assert local[key] == variant[key], f"cluster-local.yaml's {key} differs from cluster.yaml's"
     marked = [[i for i, c in enumerate(f["setup_commands"]) if _is_dataset_line(c)] for f in (aws, local)]
     assert marked[0] == marked[1] and len(marked[0]) == 1, "one dataset line, at the same place in both files"
     assert "# DIFFERS from cluster.yaml" in (ROOT / "cluster-local.yaml").read_text()

@@ -112,8 +112,9 @@ def promote(client: MlflowClient, name: str, version: str) -> bool:
     this search remembers, so two searches finishing together both leave the alias on the better of their
     models. Returns whether `version` is the champion afterwards.
     """
-    checksum = client.get_model_version(name, version).tags.get("data_checksum")
-    if "val_h" not in client.get_model_version(name, version).tags:
+    tags = client.get_model_version(name, version).tags
+    checksum = tags.get("data_checksum")
+    if "val_h" not in tags:
         return False  # not a search's model (registered by hand?): the rule has nothing to compare it by
     for _ in range(5):  # re-read after each move: another search may have registered a better one meanwhile
         same_data = [v for v in client.search_model_versions(f"name = '{name}'")

@@ -11,7 +11,6 @@ to GPU_TOLERANCE. Exit status: 0 reproduced, 1 not (or an error).
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,12 +27,13 @@ from mlflow.exceptions import MlflowException
 from izf.data import load_benchmark, make_split
 from izf.device import choose_device
 from izf.errors import IZFError
+from izf.metrics import over_seeds
 from izf.presets import feature_scaling
 from izf.training import FitConfig, fit
 from tracking.model import model_name
 from tracking.tracker import default_tracking_uri, git_commit
 
-__all__ = ["main", "GPU_TOLERANCE"]
+__all__ = ["main", "retrain", "GPU_TOLERANCE"]
 
 GPU_TOLERANCE = 0.01  # absolute, on metrics in [0, 1]: cuBLAS/cuDNN reductions are not bitwise repeatable
 
@@ -99,11 +99,8 @@ def retrain(dataset: str, data_root: str | None, seed: int, config: dict, final_
     split = make_split(bench, "test", features=feature_scaling(dataset), seed=seed)
     torch.set_num_threads(threads)
     first = int(config["seed"])
-    runs = [dict(fit(split, FitConfig.from_dict({**config, "seed": first + i, "device": str(device)})).metrics)
-            for i in range(final_seeds)]
-    keys = runs[0].keys()
-    return ({k: statistics.fmean(r[k] for r in runs) for k in keys},
-            {k: statistics.pstdev([r[k] for r in runs]) for k in keys})
+    return over_seeds([dict(fit(split, FitConfig.from_dict({**config, "seed": first + i, "device": str(device)}))
+                            .metrics) for i in range(final_seeds)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         version, parent = resolve(client, args.model)
-        params = client.get_run(parent).data.params
-        registered = client.get_run(parent).data.metrics
+        run = client.get_run(parent)
+        params, registered = run.data.params, run.data.metrics
         dataset, seed = params["dataset"], int(params["seed"])
         final_seeds, threads = int(params["final_seeds"]), max(1, int(float(params["cpus_per_trial"])))
         checksum = load_benchmark(dataset, root=args.data_root, seed=seed).checksum()
