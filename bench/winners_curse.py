@@ -17,7 +17,6 @@ The last line is one JSON object.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from sun_structure import cpu_model  # the bench next door: lscpu's model name
 
 from tracking.reproduce import retrain
 
@@ -66,10 +66,7 @@ def main() -> None:
     p.add_argument("--final-seeds", type=int, default=1)
     p.add_argument("--steps", type=int, default=None, help="--max-steps of the search (default: the preset)")
     args = p.parse_args()
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else \
-        platform.machine()
-    print(f"# {model}, {os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
