@@ -46,6 +46,9 @@ class SearchOptions:
     reevaluate_seeds: int = 3
     fit_overrides: dict = field(default_factory=dict)  # fixed FitConfig values for every trial
     fixed_params: dict = field(default_factory=dict)  # parameters of the search space held at one value
+    warm_start: str | None = None  # where warm_start_points came from (an Optuna study, an MLflow experiment)
+    warm_start_top: int = 3
+    warm_start_points: list = field(default_factory=list)  # an earlier search's best sampled values, best first
     start_from_base: bool = True  # evaluate the dataset's base config first (False: the sampler alone)
     sampler_seed: int | None = None  # None: seed; another value draws other points on the same split
     verbose: bool = False  # Ray's own progress tables and the trials' logs on the console
@@ -68,7 +71,7 @@ class SearchOptions:
             if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
                 raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r}")
         for name in ("num_samples", "max_concurrent", "final_seeds", "checkpoint_every", "max_steps", "grace_steps",
-                     "eval_every", "reevaluate_seeds"):
+                     "eval_every", "reevaluate_seeds", "warm_start_top"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{_flag(name)} must be >= 1, got {getattr(self, name)}")
         for name, why in (("seed", ""), ("sampler_seed", ""), ("reevaluate_top", " (0: no re-evaluation)"),

@@ -67,6 +67,9 @@ def print_header(options: "SearchOptions", resumed_from: str | None) -> None:  #
     print(f"{what} of {o.experiment_name}: {o.num_samples} trials on {o.dataset}, {o.max_concurrent} at a time, "
           f"{o.sampler} sampler, {stopping}, {ray}\n"
           f"  folder {o.experiment_path}", flush=True)
+    if o.warm_start:
+        n = len(o.warm_start_points)
+        print(f"  warm start: the {n} best point{'s' if n != 1 else ''} of {o.warm_start} first", flush=True)
 
 
 def _number(trial: "Trial") -> int:  # noqa: F821

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 __all__ = ["SearchRecord", "finite_json", "new_search_id", "searches_of", "name_folder", "read_text", "write_text",
-           "SEARCH_FILE", "MODEL_FILE", "STATUSES"]
+           "SEARCH_FILE", "MODEL_FILE", "STATUSES", "now"]
 
 SEARCH_FILE, MODEL_FILE = "izf_search.json", "izf_model.pt"
 STATUSES = ("running", "interrupted", "failed", "finished")
@@ -85,12 +85,14 @@ class SearchRecord:
     and the model's file name. What happened in between is in search.events' izf_events.jsonl.
     """
 
+    FILE = SEARCH_FILE
+
     def __init__(self, folder: str, data: dict) -> None:
         self.folder, self.data = folder.rstrip("/"), data
 
     @classmethod
     def load(cls, folder: str) -> "SearchRecord | None":
-        raw = _read(f"{folder.rstrip('/')}/{SEARCH_FILE}")
+        raw = _read(f"{folder.rstrip('/')}/{cls.FILE}")
         return None if raw is None else cls(folder, json.loads(raw))
 
     def __getitem__(self, key: str) -> object:
@@ -104,15 +106,15 @@ class SearchRecord:
         return self.data.get("status", "running")
 
     def save(self) -> None:
-        self.data["updated_at"] = _now()
-        _write(f"{self.folder}/{SEARCH_FILE}", json.dumps(finite_json(self.data), default=str, indent=1).encode())
+        self.data["updated_at"] = now()
+        _write(f"{self.folder}/{self.FILE}", json.dumps(finite_json(self.data), default=str, indent=1).encode())
 
     def mark(self, status: str, **fields: object) -> None:
         """Set the status (and e.g. the error or the signal) and write the record."""
         assert status in STATUSES, status
         self.data.update(status=status, **fields)
         if status != "running":
-            self.data["ended_at"] = _now()
+            self.data["ended_at"] = now()
         self.save()
 
     def save_model(self, model_file: bytes) -> None:
@@ -122,8 +124,9 @@ class SearchRecord:
         return _read(f"{self.folder}/{MODEL_FILE}")
 
 
-def searches_of(storage_uri: str, name: str) -> list[SearchRecord]:
-    """The searches of one name, oldest first (their ids begin with the start time)."""
+def searches_of(storage_uri: str, name: str, kind: type[SearchRecord] = SearchRecord) -> list[SearchRecord]:
+    """The searches (or, with kind=search.campaign.CampaignRecord, the campaigns) of one name, oldest first
+    (their ids begin with the start time)."""
     import pyarrow.fs
 
     fs, path = _fs(name_folder(storage_uri, name))
@@ -132,11 +135,11 @@ def searches_of(storage_uri: str, name: str) -> list[SearchRecord]:
     records = []
     for info in sorted(fs.get_file_info(pyarrow.fs.FileSelector(path)), key=lambda i: i.base_name):
         if info.type == pyarrow.fs.FileType.Directory:
-            record = SearchRecord.load(f"{name_folder(storage_uri, name)}/{info.base_name}")
+            record = kind.load(f"{name_folder(storage_uri, name)}/{info.base_name}")
             if record is not None:
                 records.append(record)
     return records
 
 
-def _now() -> str:
+def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")

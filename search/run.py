@@ -77,6 +77,12 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
                         "on validation classes and choose the best mean validation H (default 0: the single best)")
     p.add_argument("--reevaluate-seeds", type=int, default=d(3), metavar="N",
                    help="seeds per re-evaluated config (default 3)")
+    p.add_argument("--warm-start", metavar="SOURCE",
+                   help="evaluate an earlier search's best points first (fitted into this dataset's ranges) and let "
+                        "the sampler learn from them: an MLflow experiment name (in --mlflow-uri's store), a "
+                        "search's folder, an optuna.db file, or an Optuna storage URL[#study]")
+    p.add_argument("--warm-start-top", type=int, default=d(3), metavar="K",
+                   help="how many of the earlier search's best points (default 3)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///"
                                         "<cwd>/mlflow.db); http://host:5000 for a shared server")
     p.add_argument("--experiment", help="MLflow experiment (default izf-<dataset>)")
@@ -158,8 +164,44 @@ def _tracking_of(record: "SearchRecord | None", flags: dict, given: dict, datase
     return {**old, "enabled": old["enabled"] and not flags["no_tracking"]}
 
 
-def _resume_command(options: SearchOptions) -> str:
-    command = f"python search/run.py --resume --name {options.experiment_name}"
+def _warm_start_points(source: str, top: int, mlflow_uri: str) -> list[dict]:
+    """The best points of the earlier search `source` names (see --warm-start), best first."""
+    from search.warm import parse_param, study_points
+
+    path = Path(source).expanduser()
+    if path.is_dir() and (path / "optuna.db").is_file():
+        source = f"sqlite:///{(path / 'optuna.db').resolve()}"
+    elif path.is_file():
+        source = f"sqlite:///{path.resolve()}"
+    elif path.is_dir():
+        raise ConfigError(f"--warm-start {source}: no optuna.db in that folder; name a search's folder "
+                          "(<storage>/<name>/<search id>) or its optuna.db")
+    elif "/" in source and "://" not in source:
+        raise ConfigError(f"--warm-start {source}: no such folder or file")
+    if "://" in source:
+        points = study_points(source, top)
+        where = f"the Optuna study at {source}"
+    else:
+        from tracking import Tracker
+        from tracking.earlier import best_trials
+
+        try:
+            points = [{k: parse_param(v) for k, v in p.items()}
+                      for p in best_trials(Tracker(mlflow_uri, source).client, source, top)]
+        except IZFError:
+            raise
+        except Exception as e:  # noqa: BLE001 - MLflow's, SQLAlchemy's and requests' own errors
+            raise ConfigError(f"--warm-start {source}: cannot read MLflow at {mlflow_uri} ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); is --mlflow-uri right?") from None
+        where = f"MLflow experiment {source!r} at {mlflow_uri}"
+    if not points:
+        raise ConfigError(f"--warm-start {source}: {where} has no finished trials to start from; name a search "
+                          "folder, an optuna.db, an Optuna storage URL or an MLflow experiment with trials")
+    return points
+
+
+def _resume_command(options: SearchOptions, name: str | None = None) -> str:
+    command = f"python search/run.py --resume --name {name or options.experiment_name}"
     if options.storage_path != "ray_results":
         command += f" --storage-path {options.storage_path}"
     if options.address:
@@ -187,21 +229,74 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out, json_out = sys.stdout, "--json" in argv
     warnings.formatwarning = _one_line_warning  # what the library warns about (a data file, say), as one line
-    options, tracker, outcome = None, None, {}
+    options, campaign, outcome = None, None, {}
     try:
         options, flags, given = parse(argv)
         if json_out:
             sys.stdout = sys.stderr  # the JSON object alone on stdout
         from search.lifecycle import conflicting_options, open_search
 
-        options, record = open_search(options)
-        if record is not None:
-            conflicts = conflicting_options(options, given)
-            if conflicts:
-                raise ConfigError(f"--resume continues search {options.search_id} with the settings it was started "
-                                  f"with, so these cannot change: {'; '.join(conflicts)}; drop them, or start a new "
-                                  "search without --resume")
+        if _is_campaign(options):
+            campaign = options.name or "izf-campaign"
+            outcome = _campaign(options, flags, given)
+        else:
+            options, record = open_search(options)
+            if record is not None:
+                conflicts = conflicting_options(options, given)
+                if conflicts:
+                    raise ConfigError(f"--resume continues search {options.search_id} with the settings it was "
+                                      f"started with, so these cannot change: {'; '.join(conflicts)}; drop them, or "
+                                      "start a new search without --resume")
+            outcome = _one_search(options, record, flags, given)
+        code = 1 if outcome.get("status") == "failed" else 0
+    except KeyboardInterrupt as e:  # SearchInterrupted, or a Ctrl-C before the search caught signals
+        signal_name = getattr(e, "signal_name", "SIGINT")
+        outcome = {"status": "interrupted", "signal": signal_name}
+        if campaign is not None:
+            outcome["resume"] = _resume_command(options, campaign)
+            print(f"interrupted ({signal_name}): continue the campaign with {outcome['resume']}", file=sys.stderr)
+        elif options is not None and options.search_id is not None and _has_record(options):
+            outcome["resume"] = _resume_command(options)
+            print(f"interrupted ({signal_name}): continue with {outcome['resume']}", file=sys.stderr)
+        else:
+            print(f"interrupted ({signal_name}) before the search began; nothing to resume", file=sys.stderr)
+        code = 130
+    except IZFError as e:
+        outcome = {"status": "failed", "error": str(e)}
+        print(f"error: {e}", file=sys.stderr)
+        code = 1
+    finally:
+        sys.stdout = out
+    if json_out:
+        if campaign is None and options is not None and options.search_id is not None:
+            outcome = {"search_id": options.search_id, "name": options.experiment_name,
+                       "folder": options.experiment_path, **outcome}
+        print(json.dumps(finite_json(outcome), allow_nan=False, default=str))
+    return code
+
+
+def _is_campaign(options: SearchOptions) -> bool:
+    """--dataset a,b,c or all; or --resume of a name that holds campaigns (not searches)."""
+    from search.campaign import campaigns_of, is_campaign
+    from search.record import searches_of
+
+    if is_campaign(options.dataset):
+        return True
+    name = options.name or "izf-campaign"
+    return bool(options.resume) and not searches_of(options.storage_uri, name) and \
+        bool(campaigns_of(options.storage_uri, name))
+
+
+def _one_search(options: SearchOptions, record: "SearchRecord | None", flags: dict, given: dict,  # noqa: F821
+                notes: dict | None = None) -> dict:
+    """Run (or resume) one opened search, record it to MLflow, print its summary; the outcome as plain values.
+    Whatever ends it, its MLflow runs are closed (interrupted, failed) before the exception goes on."""
+    tracker = None
+    try:
         tracking = _tracking_of(record, flags, given, options.dataset)
+        if record is None and options.warm_start:
+            options.warm_start_points = _warm_start_points(options.warm_start, options.warm_start_top,
+                                                           tracking["mlflow_uri"])
         listeners = []
         if tracking["enabled"]:
             from tracking import Tracker
@@ -213,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         from search.summary import print_summary
         from search.tuner import run
 
-        result = run(options, listeners=listeners, notes={"tracking": tracking})
+        result = run(options, listeners=listeners, notes={"tracking": tracking, **(notes or {})})
         print_summary(result)
         outcome = {"status": "finished", **_result_json(result)}
         if tracker is not None:
@@ -221,39 +316,63 @@ def main(argv: list[str] | None = None) -> int:
             print_tracking(tracker, recorded)
             outcome["mlflow"] = {"uri": tracker.uri, "experiment": tracker.experiment, **recorded,
                                  "failed_calls": tracker.failures}
-        code = 0
-    except KeyboardInterrupt as e:  # SearchInterrupted, or a Ctrl-C before the search caught signals
+        return outcome
+    except KeyboardInterrupt:
         with _signals_ignored():
             if tracker is not None:
                 tracker.end("interrupted")
-        signal_name = getattr(e, "signal_name", "SIGINT")
-        outcome = {"status": "interrupted", "signal": signal_name}
-        if options is not None and options.search_id is not None and _has_record(options):
-            outcome["resume"] = _resume_command(options)
-            print(f"interrupted ({signal_name}): continue with {outcome['resume']}", file=sys.stderr)
-        else:
-            print(f"interrupted ({signal_name}) before the search began; nothing to resume", file=sys.stderr)
-        code = 130
-    except IZFError as e:
+        raise
+    except BaseException as e:
         with _signals_ignored():
             if tracker is not None:
-                tracker.end("failed", str(e))
-        outcome = {"status": "failed", "error": str(e)}
-        print(f"error: {e}", file=sys.stderr)
-        code = 1
-    except BaseException as e:
-        if tracker is not None:
-            with _signals_ignored():
-                tracker.end("failed", f"{type(e).__name__}: {e}")
+                tracker.end("failed", str(e) if isinstance(e, IZFError) else f"{type(e).__name__}: {e}")
         raise
-    finally:
-        sys.stdout = out
-    if json_out:
-        if options is not None and options.search_id is not None:
-            outcome = {"search_id": options.search_id, "name": options.experiment_name,
-                       "folder": options.experiment_path, **outcome}
-        print(json.dumps(finite_json(outcome), allow_nan=False, default=str))
-    return code
+
+
+def _campaign(options: SearchOptions, flags: dict, given: dict) -> dict:
+    """One search per dataset (search.campaign), each recorded as a lone search is, and the campaign's own
+    MLflow run linking them; the outcome lists each dataset's."""
+    from search.campaign import DEFAULT_NAME, campaign_datasets, run_campaign
+
+    if flags["experiment"]:
+        raise ConfigError("--experiment: each search of a campaign records to its own experiment izf-<dataset>; "
+                          "the campaign's run goes to the experiment named after the campaign (--name)")
+    datasets = None if options.resume else campaign_datasets(options.dataset, options.data_root)
+    listeners = []
+    if not flags["no_tracking"]:
+        from tracking import Tracker, default_tracking_uri
+        from tracking.campaign import CampaignRecorder
+
+        uri = flags["mlflow_uri"] or default_tracking_uri()
+        listeners.append(CampaignRecorder(Tracker(uri, options.name or DEFAULT_NAME)))
+
+    def emit(event: str, **arguments: object) -> None:
+        for listener in listeners:
+            getattr(listener, event)(**arguments)
+
+    def search(one: SearchOptions, record: "SearchRecord | None", notes: dict) -> dict:  # noqa: F821
+        print(f"\n=== campaign {options.name or 'izf-campaign'}: {one.dataset} ===")
+        outcome = _one_search(one, record, flags, {}, notes)
+        return {k: outcome[k] for k in ("val", "test", "test_spread", "chosen_trial", "mlflow") if k in outcome}
+
+    campaign = run_campaign(options, datasets, given, search, emit)
+    print_campaign(campaign.data)
+    return {"status": campaign.status, "campaign_id": campaign["campaign_id"], "name": campaign["name"],
+            "folder": campaign.folder, "searches": campaign["searches"],
+            **({"error": campaign["error"]} if campaign.get("error") else {})}
+
+
+def print_campaign(campaign: dict) -> None:
+    print(f"\n=== campaign {campaign['campaign_id']} ({campaign['name']}): {campaign['status']} ===")
+    for dataset in campaign["datasets"]:
+        entry = campaign["searches"].get(dataset, {"status": "not started"})
+        if entry["status"] == "finished":
+            test, val = entry["test"], entry["val"]
+            print(f"  {dataset:<20} val H {100 * val['best_h']:.2f}   test U {100 * test['softmax_u']:.2f}  "
+                  f"S {100 * test['softmax_s']:.2f}  H {100 * test['softmax_h']:.2f}   "
+                  f"({entry['name']}/{entry['search_id']})")
+        else:
+            print(f"  {dataset:<20} {entry['status']}{': ' + entry['error'] if entry.get('error') else ''}")
 
 
 def _has_record(options: SearchOptions) -> bool:

@@ -33,6 +33,7 @@ from search.sampling import (
     study_storage,
 )
 from search.space import Dims, base_point, bind, fit_fields, searched_fields, space
+from search.warm import fitted_points
 
 __all__ = ["SearchResult", "SearchStart", "run"]
 
@@ -64,6 +65,7 @@ class SearchStart:
                 "seed": o.seed, "final_seeds": o.final_seeds, "time_budget_s": o.time_budget_s,
                 "reevaluate_top": o.reevaluate_top, "reevaluate_seeds": o.reevaluate_seeds,
                 "start_from_base": o.start_from_base, "sampler_seed": o.sampler_stream,
+                "warm_start": o.warm_start, "warm_start_points": len(o.warm_start_points),
                 "fixed_params": o.fixed_params, "checkpoint_every": o.checkpoint_every,
                 "cpus_per_trial": o.cpus_per_trial, "gpus_per_trial": o.gpus_per_trial, "max_failures": o.max_failures,
                 "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
@@ -160,7 +162,8 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
 
     Arguments:
         space: a define-by-run function `space(trial, dims)` (default `search.space.space`; see there).
-        points: the first points to evaluate (default: the dataset's base config as a point of `space`).
+        points: the first points to evaluate (default: options.warm_start_points fitted into `space`
+            (search.warm), then the dataset's base config as a point of `space`).
         listeners: objects with methods named after the record's events (search.events: search_started,
             trial_started, trial_reported, trial_ended, search_ended), e.g. tracking's MLflowRecorder.
         callbacks: more Tune callbacks (tests use one to kill a trial's process).
@@ -214,7 +217,10 @@ def _prepare(options: SearchOptions, space_fn: Callable, points: list[dict] | No
     bound = bind(space_fn, dims)
     check_fixed(bound, options.fixed_params)
     if points is None:
-        points = [base_point(space_fn, dims, base, fixed=options.fixed_params)] if options.start_from_base else []
+        base_pt = base_point(space_fn, dims, base, fixed=options.fixed_params)
+        points = fitted_points(space_fn, dims, options.warm_start_points, base_pt, options.fixed_params)
+        if options.start_from_base and base_pt not in points:
+            points.append(base_pt)
     try:
         source = inspect.getsource(space_fn)
     except (OSError, TypeError):  # defined where its source cannot be read (an interactive session)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tracking.campaign import CAMPAIGN_TAG
 from tracking.model import log_model, model_name, promote, register
 from tracking.plots import plot_trials
 from tracking.tracker import ROLE_TAG, Tracker, git_commit
@@ -82,9 +83,11 @@ class MLflowRecorder:
         self.recorded: dict = {"parent_run_id": None, "version": None, "registered": False, "champion": None}
 
     def search_started(self, search: dict) -> None:
-        description = search["description"]
-        self.tracker.start(search["search_id"], search["folder"], parent_params(description),
-                           tags={"izf.dataset": description["dataset"], "izf.name": search["name"]})
+        description, campaign = search["description"], search.get("notes", {}).get("campaign")
+        tags = {"izf.dataset": description["dataset"], "izf.name": search["name"]}
+        if campaign:  # one of a campaign's searches (tracking.campaign)
+            tags[CAMPAIGN_TAG] = campaign["campaign_id"]
+        self.tracker.start(search["search_id"], search["folder"], parent_params(description), tags=tags)
         self.recorded["parent_run_id"] = self.tracker.parent_id
 
     def trial_started(self, trial: dict) -> None:

@@ -1,10 +1,20 @@
-"""`python -m tracking.report --experiment NAME`: print the searches of an MLflow experiment side by side."""
+"""Compare what MLflow holds.
+
+    python -m tracking.report --experiment izf-sun      # the searches of one experiment side by side
+    python -m tracking.report --leaderboard             # every dataset's champion beside the published numbers
+    python -m tracking.report --leaderboard --datasets awa2,cub,sun --out docs/leaderboard --ui-url http://head:5000
+
+--leaderboard writes <out>.md and <out>.html (default ./leaderboard.*) and prints the Markdown.
+"""
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
+from izf.errors import IZFError
+from tracking.leaderboard import champions, leaderboard_rows, published, to_html, to_markdown
 from tracking.tracker import Tracker, default_tracking_uri
 
 
@@ -16,12 +26,47 @@ def comparison_table(tracker: Tracker) -> pd.DataFrame:
                          for r in runs])
 
 
+def write_leaderboard(client: "MlflowClient", out: Path, datasets: list[str] | None = None,  # noqa: F821
+                      ui_url: str | None = None) -> tuple[str, list[Path]]:
+    """The leaderboard of the champions found (see tracking.leaderboard) as Markdown, written to out.md and
+    out.html: (the Markdown, the files); ("", []) and nothing written when there is no champion."""
+    numbers = published()
+    rows = leaderboard_rows(champions(client, datasets), numbers, ui_url)
+    if not rows:
+        return "", []
+    markdown = to_markdown(rows, numbers)
+    files = [out.with_name(out.name + ".md"), out.with_name(out.name + ".html")]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files[0].write_text(markdown)
+    files[1].write_text(to_html(rows, numbers))
+    return markdown, files
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tracking.report", description=__doc__)
-    parser.add_argument("--experiment", required=True, help="e.g. izf-sun")
+    parser = argparse.ArgumentParser(prog="python -m tracking.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--experiment", help="print the searches of this experiment, e.g. izf-sun")
+    what.add_argument("--leaderboard", action="store_true", help="every dataset's champion (registry alias "
+                                                                 "'champion') beside the published IZF numbers")
+    parser.add_argument("--datasets", help="--leaderboard: these datasets, in this order (default: every dataset "
+                                           "with a champion)")
+    parser.add_argument("--out", default="leaderboard", help="--leaderboard: write OUT.md and OUT.html")
+    parser.add_argument("--ui-url", help="--leaderboard: the MLflow UI's address, to link each run")
     parser.add_argument("--mlflow-uri", default=None, help="default $MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlflow.db")
     args = parser.parse_args(argv)
-    tracker = Tracker(args.mlflow_uri or default_tracking_uri(), args.experiment)
+    uri = args.mlflow_uri or default_tracking_uri()
+    if args.leaderboard:
+        datasets = [d.strip().lower() for d in args.datasets.split(",")] if args.datasets else None
+        markdown, files = write_leaderboard(Tracker(uri, "").client, Path(args.out), datasets, args.ui_url)
+        if not files:
+            print(f"error: no champion in the registry at {uri}{' for ' + args.datasets if datasets else ''}; "
+                  "run a search first (python search/run.py)", file=sys.stderr)
+            return 1
+        print(markdown)
+        print(f"written: {', '.join(str(f) for f in files)}", file=sys.stderr)
+        return 0
+    tracker = Tracker(uri, args.experiment)
     if tracker.client.get_experiment_by_name(args.experiment) is None:
         print(f"error: no experiment {args.experiment!r} at {tracker.uri}", file=sys.stderr)
         return 1
@@ -31,5 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _main(argv: list[str] | None = None) -> int:
+    try:
+        return main(argv)
+    except IZFError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())

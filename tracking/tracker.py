@@ -25,7 +25,8 @@ __all__ = ["Tracker", "default_tracking_uri", "metrics_of", "NOISE_KEYS"]
 
 log = logging.getLogger(__name__)
 PARENT_TAG, TRIAL_TAG, OUTCOME_TAG = "izf.experiment_path", "izf.trial_id", "izf.outcome"
-SEARCH_TAG, STATUS_TAG, ROLE_TAG = "izf.search_id", "izf.status", "izf.role"  # role: "search" or "trial"
+# role: search, trial, reevaluation or campaign
+SEARCH_TAG, STATUS_TAG, ROLE_TAG = "izf.search_id", "izf.status", "izf.role"
 OUTCOMES = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED", "lost": "KILLED",
             "interrupted": "KILLED"}
 # A search's end, as the parent run's status and its izf.status tag.
@@ -169,17 +170,18 @@ class Tracker:
         return runs[0].info.run_id if runs else None
 
     def start(self, search_id: str, experiment_path: str, params: dict, tags: dict | None = None, *,
-              reopen: bool = True) -> str | None:
+              reopen: bool = True, role: str = "search") -> str | None:
         """Create the search's parent run, or find the one of the same search id (and mark it running again
-        for a resumed search, `reopen`). A new search never finds another search's run."""
+        for a resumed search, `reopen`). A new search never finds another search's run. (role "campaign":
+        a campaign's run, search_id its campaign id.)"""
         self.search_folder, self.search_id = experiment_path, search_id
 
         def start() -> str:
-            run_id = self.find_run(**{SEARCH_TAG: search_id, ROLE_TAG: "search"})
+            run_id = self.find_run(**{SEARCH_TAG: search_id, ROLE_TAG: role})
             if run_id is None:
                 name = f"{Path(experiment_path).parent.name} {search_id}"
                 run = self.client.create_run(self.experiment_id(), run_name=name, tags={
-                    SEARCH_TAG: search_id, ROLE_TAG: "search", PARENT_TAG: experiment_path, STATUS_TAG: "running",
+                    SEARCH_TAG: search_id, ROLE_TAG: role, PARENT_TAG: experiment_path, STATUS_TAG: "running",
                     **(tags or {})})
                 run_id = run.info.run_id
                 self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])

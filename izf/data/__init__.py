@@ -6,13 +6,15 @@ from pathlib import Path
 from izf.data.benchmark import Benchmark, validate
 from izf.data.builtin import BUILTIN_NAMES, synthetic, toy
 from izf.data.split import FeatureScaler, Split, make_split, validation_classes
-from izf.data.xlsa17 import XLSA17_NAMES, read_xlsa17, write_res101, write_xlsa17
+from izf.data.xlsa17 import XLSA17_NAMES, check_files, read_xlsa17, write_res101, write_xlsa17
 from izf.errors import DataError
 
 __all__ = [
     "Benchmark",
     "FeatureScaler",
     "Split",
+    "available",
+    "check_available",
     "default_name",
     "default_root",
     "load_benchmark",
@@ -26,9 +28,11 @@ __all__ = [
     "write_res101",
     "write_xlsa17",
     "DATASET_NAMES",
+    "GZSL_BENCHMARKS",
 ]
 
 DATASET_NAMES = (*BUILTIN_NAMES, "synthetic-sun", "synthetic-sun-small", *(n.lower() for n in XLSA17_NAMES))
+GZSL_BENCHMARKS = ("awa1", "awa2", "cub", "sun", "apy")  # the five of the GZSL literature's tables (xlsa17)
 
 
 def default_name(dataset: str) -> str:
@@ -43,6 +47,27 @@ def default_root() -> Path:
         return Path(os.environ["IZF_DATA"]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "izf" / "data"
+
+
+def check_available(name: str, *, root: Path | str | None = None) -> None:
+    """A DataError unless `name` is a dataset whose files are there (built-in ones always are)."""
+    key = name.lower()
+    if key not in DATASET_NAMES:
+        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+    if key.upper() in XLSA17_NAMES:
+        check_files(key, root if root is not None else default_root())
+
+
+def available(names: tuple[str, ...], *, root: Path | str | None = None) -> list[str]:
+    """Those of `names` whose files are there."""
+    out = []
+    for name in names:
+        try:
+            check_available(name, root=root)
+        except DataError:
+            continue
+        out.append(name)
+    return out
 
 
 def load_benchmark(name: str, *, root: Path | str | None = None, seed: int = 0) -> Benchmark:

@@ -30,6 +30,16 @@ def find_dataset_dir(name: str, root: Path) -> Path:
     raise DataError(f"no folder for dataset {name!r} under {root}; {_fix(name)}")
 
 
+def check_files(name: str, root: Path | str) -> Path:
+    """The dataset's folder under `root`, or a DataError saying which file is missing and how to get it
+    (without reading the files: a campaign checks all its datasets before the first search)."""
+    folder = find_dataset_dir(name, Path(root))
+    for file in REQUIRED:
+        if not (folder / file).is_file():
+            raise DataError(f"{folder / file} is missing; {_fix(name)}")
+    return folder
+
+
 def _load_mat(path: Path, name: str) -> dict:
     if not path.is_file():
         raise DataError(f"{path} is missing; {_fix(name)}")

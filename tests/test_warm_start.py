@@ -1,0 +1,120 @@
+"""--warm-start: an earlier search's best points, fitted into this dataset's ranges, are the first trials, and
+the sampler's study holds them as its first trials."""
+
+import dataclasses
+import json
+
+import optuna
+import pytest
+from conftest import newest_search
+from test_lifecycle import TINY, cli, outcome
+
+from izf.errors import ConfigError
+from izf.presets import preset
+from izf.training import FitConfig
+from search.run import _warm_start_points
+from search.space import Dims, base_point, space
+from search.warm import fitted_points, parse_param, study_points
+
+SYNTHETIC, TOY = Dims(features=128, attributes=24), Dims(features=4, attributes=2)
+
+
+def base_of(dataset: str, dims: Dims) -> dict:
+    return base_point(space, dims, dataclasses.asdict(FitConfig.from_dict(preset(dataset))))
+
+
+def a_point(**changes: object) -> dict:
+    point = {"depth": 4, "hidden_scale": 0.5, "use_mmd": True, "mmd_weight": 0.05, "mmd_scale": "median",
+             "latent_split": 30, "lr": 1e-3, "semantic_weight": 5.0, "use_centralizing": False, "temperature": 0.5,
+             "batch_size": 256, "synthetic_per_class": 100}
+    return {**point, **changes}
+
+
+def test_a_point_of_the_same_space_stays_as_it_is_and_duplicates_go():
+    base = base_of("synthetic", SYNTHETIC)
+    point = a_point()
+    assert fitted_points(space, SYNTHETIC, [point, dict(point)], base, {}) == [point]
+
+
+def test_a_point_from_another_dataset_is_clipped_into_this_ones_ranges():
+    base = base_of("toy", TOY)
+    (fitted,) = fitted_points(space, TOY, [a_point(latent_split=300, lr=1.0, depth=40)], base, {})
+    assert fitted["latent_split"] == 3 and fitted["lr"] == 3e-3 and fitted["depth"] == 10  # the ranges' tops
+    assert fitted["mmd_weight"] == 0.05 and fitted["temperature"] == 0.5  # within range: unchanged
+
+
+def test_questions_the_earlier_point_has_no_answer_for_take_the_base_points():
+    base = base_of("synthetic", SYNTHETIC)
+    older = {k: v for k, v in a_point().items() if k not in ("mmd_scale", "synthetic_per_class")}
+    (fitted,) = fitted_points(space, SYNTHETIC, [older], base, {})
+    assert fitted["synthetic_per_class"] == base["synthetic_per_class"]
+    assert fitted["mmd_scale"] == base.get("mmd_scale", "fixed")
+    # A choice that is no longer offered: the nearest numeric one; --fix wins over the earlier point.
+    (fitted,) = fitted_points(space, SYNTHETIC, [a_point(batch_size=300)], base, {"depth": 7})
+    assert fitted["batch_size"] == 256 and fitted["depth"] == 7
+
+
+def test_switching_a_branch_off_drops_its_parameters():
+    base = base_of("synthetic", SYNTHETIC)
+    (fitted,) = fitted_points(space, SYNTHETIC, [a_point(use_mmd=False)], base, {})
+    assert fitted["use_mmd"] is False and "mmd_weight" not in fitted and "mmd_scale" not in fitted
+
+
+def test_mlflow_params_read_back_as_values():
+    assert [parse_param(t) for t in ("5", "0.25", "True", "False", "median", "1e-05")] == \
+        [5, 0.25, True, False, "median", 1e-05]
+
+
+def test_study_points_are_the_best_finished_trials_first(tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="earlier", storage=url, direction="maximize")
+    depth = {"depth": optuna.distributions.IntDistribution(1, 10)}
+    for d, value in ((1, 0.2), (2, 0.9), (3, None), (4, 0.5)):
+        state = optuna.trial.TrialState.FAIL if value is None else optuna.trial.TrialState.COMPLETE
+        study.add_trial(optuna.trial.create_trial(params={"depth": d}, distributions=depth, value=value, state=state))
+    assert study_points(url, 2) == [{"depth": 2}, {"depth": 4}]
+    optuna.create_study(study_name="another", storage=url)
+    with pytest.raises(ConfigError, match="holds 2 studies .* name one as"):
+        study_points(url, 2)
+    assert len(study_points(f"{url}#earlier", 5)) == 3
+    with pytest.raises(ConfigError, match="no study 'nope' there"):
+        study_points(f"{url}#nope", 2)
+
+
+def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
+    earlier = cli(tmp_path, *TINY, "--num-samples", "3", "--max-steps", "40", "--eval-every", "40", "--json")
+    assert earlier.returncode == 0, earlier.stderr[-3000:]
+    folder = newest_search(tmp_path / "ray_results" / "izf-synthetic")
+    trials = json.loads((folder / "izf_search.json").read_text())["trials"].values()
+    ranked = [t["sampled"] for t in sorted(trials, key=lambda t: t["last"]["best_h"], reverse=True)]
+    # The earlier search's own study, through its folder: its two best points (the sampled values; a trial's
+    # config also holds what the space returned, e.g. hidden).
+    best = _warm_start_points(str(folder), 2, "unused")
+    assert [{k: r[k] for k in p} for p, r in zip(best, ranked, strict=False)] == best and len(best) == 2
+
+    warm = cli(tmp_path, "--dataset", "toy", "--warm-start", "izf-synthetic", "--warm-start-top", "2",
+               "--num-samples", "3", "--max-steps", "40", "--eval-every", "40", "--scheduler", "none", "--json")
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    record = json.loads((newest_search(tmp_path / "ray_results" / "izf-toy") / "izf_search.json").read_text())
+    assert record["description"]["warm_start"] == "izf-synthetic" and record["description"]["warm_start_points"] == 2
+    # The sampler was told: its study's first two trials are those points, latent_split clipped into toy's
+    # range (1..3; it was 12..48 on synthetic), with their results on toy.
+    study = optuna.load_study(study_name="izf-toy", storage=record["description"]["study"]["storage"])
+    first = [t.params for t in study.trials[:2]]
+    assert all(p["latent_split"] <= 3 for p in first)
+    assert sorted(map(str, (_without(p, "latent_split") for p in first))) == \
+        sorted(map(str, (_without(p, "latent_split") for p in best)))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials[:2])
+    assert outcome(warm)["n_trials"] == 3
+
+
+def test_a_warm_start_with_nothing_to_start_from_is_one_error_line(tmp_path):
+    for source, message in (("izf-nothing", "MLflow experiment 'izf-nothing' at sqlite:"),
+                            (f"sqlite:///{tmp_path / 'none.db'}", "holds 0 studies")):
+        refused = cli(tmp_path, "--warm-start", source)
+        assert refused.returncode == 1 and refused.stderr.strip().startswith("error: --warm-start"), refused.stderr
+        assert message in refused.stderr and "Traceback" not in refused.stderr
+
+
+def _without(point: dict, key: str) -> dict:
+    return {k: v for k, v in sorted(point.items()) if k != key}

@@ -1,0 +1,25 @@
+"""The best trials of the searches an MLflow experiment holds: where a warm start can begin."""
+
+from mlflow import MlflowClient
+
+from tracking.tracker import ROLE_TAG
+
+__all__ = ["best_trials"]
+
+SAMPLED = "search."  # a trial run's sampled values are its params named search.<parameter> (tracking.recorder)
+
+
+def best_trials(client: MlflowClient, experiment: str, top: int) -> list[dict]:
+    """The sampled values of the `top` trial runs with the best validation H (metric best_h), best first, as
+    MLflow keeps them (text: see search.warm.parse_param). Re-evaluation runs are not trials of the search."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'trial'",
+                              order_by=["metrics.best_h DESC"], max_results=max(top * 4, 100))
+    out: list[dict] = []
+    for run in runs:
+        values = {k[len(SAMPLED):]: v for k, v in run.data.params.items() if k.startswith(SAMPLED)}
+        if "best_h" in run.data.metrics and values and values not in out:
+            out.append(values)
+    return out[:top]
