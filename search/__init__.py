@@ -1,7 +1,10 @@
-"""Ray Tune + Optuna search over IZF hyperparameters, selected on validation classes only."""
+"""Ray Tune + Optuna search over IZF hyperparameters, selected on validation classes only.
+
+`search.tuner.run(options)` runs a search. (It is not re-exported here as `search.run`: that name is the
+CLI module `search/run.py`, and importing it would replace the function under every later importer.)
+"""
 
 from search.options import SearchOptions
 from search.result import SearchResult
-from search.tuner import run
 
-__all__ = ["SearchOptions", "SearchResult", "run"]
+__all__ = ["SearchOptions", "SearchResult"]

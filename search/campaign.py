@@ -134,6 +134,11 @@ def run_campaign(options: SearchOptions, datasets: list[str] | None, given: dict
                 raise
             except IZFError as e:
                 entry.update(status="failed", error=str(e))
+            except Exception as e:  # a bug, not the search's failure: the campaign stops, its record says why
+                entry.update(status="failed", error=f"{type(e).__name__}: {e}")
+                record.mark("failed", error=f"{dataset}: {entry['error']}")
+                emit("campaign_ended", campaign=record.data)
+                raise
             record.save()
             emit("search_ended", campaign=record.data, dataset=dataset)
         failed = [d for d, e in record["searches"].items() if e["status"] != "finished"]

@@ -164,7 +164,7 @@ def _tracking_of(record: "SearchRecord | None", flags: dict, given: dict, datase
     return {**old, "enabled": old["enabled"] and not flags["no_tracking"]}
 
 
-def _warm_start_points(source: str, top: int, mlflow_uri: str) -> list[dict]:
+def warm_start_points(source: str, top: int, mlflow_uri: str) -> list[dict]:
     """The best points of the earlier search `source` names (see --warm-start), best first."""
     from search.warm import parse_param, study_points
 
@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         from search.lifecycle import conflicting_options, open_search
 
         if _is_campaign(options):
-            campaign = options.name or "izf-campaign"
+            from search.campaign import DEFAULT_NAME
+
+            campaign = options.name or DEFAULT_NAME
             outcome = _campaign(options, flags, given)
         else:
             options, record = open_search(options)
@@ -282,8 +284,8 @@ def _is_campaign(options: SearchOptions) -> bool:
 
     if is_campaign(options.dataset):
         return True
-    name = options.name or "izf-campaign"
-    return bool(options.resume) and not searches_of(options.storage_uri, name) and \
+    name = options.name
+    return bool(options.resume and name) and not searches_of(options.storage_uri, name) and \
         bool(campaigns_of(options.storage_uri, name))
 
 
@@ -295,7 +297,7 @@ def _one_search(options: SearchOptions, record: "SearchRecord | None", flags: di
     try:
         tracking = _tracking_of(record, flags, given, options.dataset)
         if record is None and options.warm_start:
-            options.warm_start_points = _warm_start_points(options.warm_start, options.warm_start_top,
+            options.warm_start_points = warm_start_points(options.warm_start, options.warm_start_top,
                                                            tracking["mlflow_uri"])
         listeners = []
         if tracking["enabled"]:
@@ -357,6 +359,9 @@ def _campaign(options: SearchOptions, flags: dict, given: dict) -> dict:
 
     campaign = run_campaign(options, datasets, given, search, emit)
     print_campaign(campaign.data)
+    if campaign.status == "failed":
+        print(f"error: campaign {campaign['campaign_id']} ended with failed searches: {campaign['error']}",
+              file=sys.stderr)
     return {"status": campaign.status, "campaign_id": campaign["campaign_id"], "name": campaign["name"],
             "folder": campaign.folder, "searches": campaign["searches"],
             **({"error": campaign["error"]} if campaign.get("error") else {})}

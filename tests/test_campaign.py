@@ -17,7 +17,7 @@ from tracking.leaderboard import Champion, leaderboard_rows, published, to_markd
 
 DATASETS = ("synthetic", "synthetic-sun-small")
 CAMPAIGN = [*TINY, "--dataset", ",".join(DATASETS), "--num-samples", "2", "--max-concurrent", "1",
-            "--max-steps", "120", "--eval-every", "40"]
+            "--max-steps", "80", "--eval-every", "40"]
 
 
 def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard(tmp_path):
@@ -69,6 +69,23 @@ def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard
         assert row[8:] == ["—", "—", "—"]  # no published numbers for the built-in datasets
     assert f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in markdown
     assert "inductive" in markdown and "validation classes" in markdown  # the protocol, stated under the table
+
+
+def test_a_failed_search_is_recorded_and_the_campaign_goes_on(tmp_path):
+    # Noise of 1e30 on every input makes every loss NaN: every trial of both searches diverges.
+    failing = cli(tmp_path, *TINY, "--dataset", "synthetic,toy", "--num-samples", "1", "--max-steps", "40",
+                  "--eval-every", "20", "--max-failures", "0", "--set", "input_noise=1e30", "--set", "check_every=10")
+    assert failing.returncode == 1, failing.stderr[-3000:]
+    last = failing.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: campaign ") and "synthetic: all 1 trials failed" in last and "toy: all 1" in last
+    campaign = json.loads((newest_search(tmp_path / "ray_results" / "izf-campaign") / "izf_campaign.json").read_text())
+    assert campaign["status"] == "failed" and [e["status"] for e in campaign["searches"].values()] == ["failed"] * 2
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = _runs(client, "izf-campaign")
+    assert run.info.status == "FAILED" and not client.list_artifacts(run.info.run_id)
+    for dataset in ("synthetic", "toy"):
+        assert [r.info.status for r in _runs(client, f"izf-{dataset}") if r.data.tags["izf.role"] == "search"] == \
+            ["FAILED"]
 
 
 def test_the_published_columns_come_from_the_data_file(tmp_path):

@@ -128,7 +128,7 @@ def signalled_after_a_report(tmp_path: Path, command: list[str], name: str,
 
 
 def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
-    command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "1", "--max-steps", "600", "--eval-every", "100",
+    command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "1", "--max-steps", "300", "--eval-every", "100",
                "--name", "ctrl-c"]
     driver, out, err = signalled_after_a_report(tmp_path, command, "ctrl-c", signal.SIGINT)
     assert driver.returncode == 130, err[-3000:]
@@ -151,7 +151,7 @@ def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
     done = outcome(resumed)
     assert done["search_id"] == record["search_id"] and done["folder"] == str(folder)
     after = trial_results(folder)
-    assert len(after) == 3 and all(rows[-1]["step"] == 600 for rows in after.values())
+    assert len(after) == 3 and all(rows[-1]["step"] == 300 for rows in after.values())
     for tid, n in reports_before.items():  # continued from checkpoints: no report made twice
         assert [r["step"] for r in after[tid]] == sorted({r["step"] for r in after[tid]}) and len(after[tid]) >= n
     (parent,), children = runs_of(tmp_path)

@@ -14,7 +14,7 @@ from tracking.model import CHAMPION, promote
 
 
 def test_reevaluation_chooses_the_best_mean_and_survives_ctrl_c_and_resume(tmp_path):
-    command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "2", "--max-steps", "300", "--eval-every",
+    command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "2", "--max-steps", "200", "--eval-every",
                "100", "--reevaluate-top", "2", "--reevaluate-seeds", "2", "--name", "noise", "--seed", "4"]
     driver = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in driver.stdout:

@@ -10,15 +10,16 @@ from pathlib import Path
 import optuna
 import pytest
 import ray
-from conftest import newest_search, reports_on_disk, trial_results
+from conftest import TINY_FIX, newest_search, reports_on_disk, trial_results
 from mlflow import MlflowClient
 
 from izf.data import load_dataset
 from izf.errors import ConfigError
-from search import SearchOptions, run
+from search import SearchOptions
 from search.space import FIELDS, Dims, bind
 from search.space import space as default_space
 from search.trainable import dataset_memory
+from search.tuner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_DIMS = Dims(features=128, attributes=24)
@@ -27,8 +28,9 @@ QUICK = dict(max_steps=300, eval_every=100, max_concurrent=2)
 
 def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     study = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cheap = {"synthetic_per_class": 50}
     options = SearchOptions(num_samples=6, storage_path=str(tmp_path / "rr"), study_storage=study,
-                            name="study-a", grace_steps=100, **QUICK)
+                            name="study-a", grace_steps=100, fixed_params=cheap, **QUICK)
     result = run(options)
     trials = optuna.load_study(study_name="study-a", storage=study).trials
     assert result.n_trials == 6 and result.n_errors == 0 and len(trials) == 6
@@ -45,7 +47,7 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
 
     # A second search of the same name: a folder of its own beside the first, the same Optuna study.
     again = run(SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), study_storage=study,
-                              name="study-a", **QUICK))
+                              name="study-a", fixed_params=cheap, **QUICK))
     assert again.n_trials == 2 and again.search_id != result.search_id
     assert Path(again.experiment_path).parent == Path(result.experiment_path).parent
     assert len(trial_results(result.experiment_path)) == 6 and len(trial_results(again.experiment_path)) == 2
@@ -72,7 +74,6 @@ def test_failing_and_diverging_trials_leave_the_search_intact(tmp_path, local_ra
     assert 0 <= result.test["softmax_h"] <= 1
 
 
-TINY_FIX = {"depth": 2, "hidden_scale": 0.25, "synthetic_per_class": 50}
 
 
 @pytest.mark.parametrize("sampler", ["cmaes", "gp", "nsga2"])
@@ -206,7 +207,7 @@ def test_resume_without_experiment(tmp_path, local_ray):
 
 def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     name_folder = tmp_path / "rr" / "killed"
-    command = [sys.executable, str(ROOT / "search" / "run.py"), "--num-samples", "6", "--max-steps", "300",
+    command = [sys.executable, str(ROOT / "search" / "run.py"), "--num-samples", "4", "--max-steps", "200",
                "--eval-every", "100", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
                "--name", "killed", "--max-concurrent", "2", "--fix", "depth=3", "--fix", "hidden_scale=0.25"]
     driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True,
@@ -215,7 +216,7 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
         deadline = time.time() + 240
         while time.time() < deadline:
             experiment = newest_search(name_folder)
-            done = [rows for rows in reports_on_disk(experiment).values() if rows[-1].get("step") == 300]
+            done = [rows for rows in reports_on_disk(experiment).values() if rows[-1].get("step") == 200]
             if len(done) >= 2:
                 break
             time.sleep(1)
@@ -223,11 +224,11 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-    before = {tid: len(rows) for tid, rows in reports_on_disk(experiment).items() if rows[-1].get("step") == 300}
+    before = {tid: len(rows) for tid, rows in reports_on_disk(experiment).items() if rows[-1].get("step") == 200}
     resumed = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = trial_results(experiment)
-    assert len(after) == 6
+    assert len(after) == 4
     # The fixed parameters hold in every trial, the ones the resumed search started too.
     assert {(rows[-1]["config"]["depth"], rows[-1]["config"]["hidden_scale"]) for rows in after.values()} == {(3, 0.25)}
     for tid, n in before.items():

@@ -15,14 +15,15 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import trial_results, wait_for_http
+from conftest import TINY_FIX, trial_results, wait_for_http
 from mlflow import MlflowClient
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from izf.data import load_dataset
 from izf.io import load_model
-from search import SearchOptions, run
+from search import SearchOptions
+from search.tuner import run
 from tracking import Tracker
 from tracking.model import CHAMPION, promote, register
 from tracking.recorder import MLflowRecorder, record_final
@@ -98,7 +99,7 @@ def mlflow_server_factory(tmp_path):
 def searched(tmp_path_factory, mlflow_server, local_ray):
     folder = tmp_path_factory.mktemp("search")
     options = SearchOptions(num_samples=4, storage_path=str(folder / "rr"), max_steps=300, eval_every=100,
-                            grace_steps=100)
+                            grace_steps=100, fixed_params=TINY_FIX)
     tracker = Tracker(mlflow_server, "izf-synthetic")
     recorder = MLflowRecorder(tracker)
     result = run(options, listeners=[recorder])
@@ -225,8 +226,8 @@ def test_promote_cli(searched, monkeypatch):
 
 def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_server_factory, local_ray, caplog):
     uri, stop, restart = mlflow_server_factory()
-    options = SearchOptions(num_samples=3, storage_path=str(tmp_path / "rr"), max_steps=200, eval_every=100,
-                            scheduler="none", name="outage")
+    options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=200, eval_every=100,
+                            scheduler="none", name="outage", fixed_params=TINY_FIX)
     tracker = Tracker(uri, "izf-outage")
     recorder = MLflowRecorder(tracker)
 
@@ -254,7 +255,7 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
     assert clean.failures == 0
     assert snapshots[0] == _snapshot(MlflowClient(uri, uri), "izf-clean")
     parent, children, version = snapshots[0]
-    assert parent[0] == "FINISHED" and "test_softmax_h" in dict(parent[2]) and len(children) == 3
+    assert parent[0] == "FINISHED" and "test_softmax_h" in dict(parent[2]) and len(children) == 2
     assert all(status == "FINISHED" and steps == (100, 200) for status, _, steps, _ in children)
     assert version[0] == 1 and "izf.final_key" in version[1]
 
@@ -296,7 +297,7 @@ class KillOnce(Callback):
 def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray, capsys):
     killer = KillOnce()
     options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=300, eval_every=100,
-                            scheduler="none", name="retry", max_failures=2)
+                            scheduler="none", name="retry", max_failures=2, fixed_params=TINY_FIX)
     tracker = Tracker(mlflow_server, "izf-retry")
     result = run(options, listeners=[MLflowRecorder(tracker)], callbacks=[killer])
     assert killer.killed is not None and result.n_errors == 0
@@ -364,7 +365,7 @@ def test_the_end_of_a_search_closes_the_trials_it_left_open_and_a_replay_agrees(
 def test_final_seeds_reach_mlflow_as_mean_and_spread(tmp_path, mlflow_server, local_ray):
     options = SearchOptions(num_samples=1, storage_path=str(tmp_path / "rr"), max_steps=40, eval_every=20,
                             scheduler="none", final_seeds=2, name="seeds",
-                            fixed_params={"depth": 2, "hidden_scale": 0.25, "synthetic_per_class": 50})
+                            fixed_params=TINY_FIX)
     tracker = Tracker(mlflow_server, "izf-seeds")
     result = run(options, listeners=[MLflowRecorder(tracker, promote_champion=False)])
     metrics = tracker.client.get_run(tracker.parent_id).data.metrics

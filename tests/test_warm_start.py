@@ -12,7 +12,7 @@ from test_lifecycle import TINY, cli, outcome
 from izf.errors import ConfigError
 from izf.presets import preset
 from izf.training import FitConfig
-from search.run import _warm_start_points
+from search.run import warm_start_points
 from search.space import Dims, base_point, space
 from search.warm import fitted_points, parse_param, study_points
 
@@ -82,18 +82,18 @@ def test_study_points_are_the_best_finished_trials_first(tmp_path):
 
 
 def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
-    earlier = cli(tmp_path, *TINY, "--num-samples", "3", "--max-steps", "40", "--eval-every", "40", "--json")
+    earlier = cli(tmp_path, *TINY, "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--json")
     assert earlier.returncode == 0, earlier.stderr[-3000:]
     folder = newest_search(tmp_path / "ray_results" / "izf-synthetic")
     trials = json.loads((folder / "izf_search.json").read_text())["trials"].values()
     ranked = [t["sampled"] for t in sorted(trials, key=lambda t: t["last"]["best_h"], reverse=True)]
     # The earlier search's own study, through its folder: its two best points (the sampled values; a trial's
     # config also holds what the space returned, e.g. hidden).
-    best = _warm_start_points(str(folder), 2, "unused")
+    best = warm_start_points(str(folder), 2, "unused")
     assert [{k: r[k] for k in p} for p, r in zip(best, ranked, strict=False)] == best and len(best) == 2
 
     warm = cli(tmp_path, "--dataset", "toy", "--warm-start", "izf-synthetic", "--warm-start-top", "2",
-               "--num-samples", "3", "--max-steps", "40", "--eval-every", "40", "--scheduler", "none", "--json")
+               "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--scheduler", "none", "--json")
     assert warm.returncode == 0, warm.stderr[-3000:]
     record = json.loads((newest_search(tmp_path / "ray_results" / "izf-toy") / "izf_search.json").read_text())
     assert record["description"]["warm_start"] == "izf-synthetic" and record["description"]["warm_start_points"] == 2
@@ -105,7 +105,7 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
     assert sorted(map(str, (_without(p, "latent_split") for p in first))) == \
         sorted(map(str, (_without(p, "latent_split") for p in best)))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials[:2])
-    assert outcome(warm)["n_trials"] == 3
+    assert outcome(warm)["n_trials"] == 2
 
 
 def test_a_warm_start_with_nothing_to_start_from_is_one_error_line(tmp_path):
