@@ -121,12 +121,13 @@ def study_has_trials(options: SearchOptions) -> bool:
 
 
 def make_searcher(options: SearchOptions, space: Callable, points: list[dict],
-                  study_exists: bool) -> "OptunaSearch":  # noqa: F821
+                  study_exists: bool) -> "ResumableOptunaSearch":  # noqa: F821
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from search.optuna_search import ResumableOptunaSearch
 
     multi = options.objective == "multi"
-    return OptunaSearch(
+    return ResumableOptunaSearch(
         space=space,
         metric=[METRIC, "train_seconds"] if multi else METRIC,
         mode=[MODE, "min"] if multi else MODE,

@@ -319,3 +319,23 @@ def test_the_sun_scale_options_are_searched_and_every_point_is_a_valid_fitconfig
     assert {c for c, _, _ in seen} == {"batch", "training"} and {k for _, k, _ in seen} == {0, 64}
     assert {m for _, _, m in seen} == {"fixed", "median", None}
     assert ("batch", 64) not in {(c, k) for c, k, _ in seen}  # sampled prototypes only against training centres
+
+
+def test_reports_to_a_trial_the_study_already_finished_are_left_alone(tmp_path):
+    """A killed driver's restored searcher may report to a trial the study saw finish after Tune's last
+    snapshot; Ray's OptunaSearch would raise UpdateFinishedTrialError and end the resumed search."""
+    from search.optuna_search import ResumableOptunaSearch
+
+    def tiny(trial):
+        trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = ResumableOptunaSearch(space=tiny, metric="best_h", mode="max", study_name="s",
+                                     storage=optuna.storages.RDBStorage(storage))
+    assert searcher.suggest("t1") is not None
+    study = optuna.load_study(study_name="s", storage=storage)
+    study.tell(study.trials[0].number, 0.7)  # what the killed driver had told the database
+    searcher.on_trial_result("t1", {"best_h": 0.5, "training_iteration": 3})
+    searcher.on_trial_complete("t1", {"best_h": 0.6, "training_iteration": 4})
+    (trial,) = optuna.load_study(study_name="s", storage=storage).trials
+    assert trial.value == 0.7 and trial.state == optuna.trial.TrialState.COMPLETE
