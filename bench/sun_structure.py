@@ -27,6 +27,7 @@ import torch
 from izf.data import Split, load_dataset
 from izf.evaluate import DeviceSplit, evaluate
 from izf.losses import median_sq_distance
+from izf.metrics import spread
 from izf.training import FitConfig, Training, evaluation_generator, fit
 
 VARIANTS = {
@@ -84,8 +85,8 @@ def cost(variants: list[str], steps: int, warmup: int = 2) -> dict:
     return seconds
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+def mean_spread(values: list[float]) -> str:
+    return f"{statistics.mean(values):.4f} ± {spread(values):.4f}"
 
 
 def main() -> None:
@@ -105,7 +106,7 @@ def main() -> None:
         print(f"# {cpu_model()}, {args.threads} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
         seconds = cost(args.variants, args.cost_steps)
         for variant, values in seconds.items():
-            print(f"synthetic-sun (2048-d) {variant:<9} {spread(values)} s/step ({len(values)} steps)")
+            print(f"synthetic-sun (2048-d) {variant:<9} {mean_spread(values)} s/step ({len(values)} steps)")
         print(json.dumps({"dataset": "synthetic-sun", "s_per_step": seconds}))
         return
     split = load_dataset(DATASET, protocol="val")
@@ -127,11 +128,11 @@ def main() -> None:
         mine = [r for r in rows if r["variant"] == variant]
         summary[variant] = {k: [r[k] for r in mine] for k in ("softmax_h_best", "softmax_h_last", "nbc_h_best",
                                                                  "nbc_h_last", "s_per_step")}
-        print(f"{variant:<9} " + " ".join(f"{spread(v):>17}" for v in summary[variant].values()))
+        print(f"{variant:<9} " + " ".join(f"{mean_spread(v):>17}" for v in summary[variant].values()))
         for tau in args.temperatures:
             key = f"softmax_h_at_{tau:g}"
             summary[variant][key] = [r[key] for r in mine]
-            print(f"{'':<9} softmax H evaluated at temperature {tau:g}: {spread(summary[variant][key])}")
+            print(f"{'':<9} softmax H evaluated at temperature {tau:g}: {mean_spread(summary[variant][key])}")
     print(json.dumps({"dataset": DATASET, "steps": args.steps, "temperature": args.temperature, "seeds": args.seeds,
                       "median_sq_distance": scale, "summary": summary}))
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from sun_structure import cpu_model  # the bench next door: lscpu's model name
 
+from izf.metrics import spread
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,7 +97,7 @@ def main() -> None:
                   f"{100 * warm[-1][2]:.2f}", flush=True)
 
     def ms(values: list[float]) -> str:
-        return f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f}"
+        return f"{statistics.fmean(values):.2f} ± {spread(values):.2f}"
 
     hit = [r for r in rows if r["warm_steps"] is not None]
     ratios = [r["warm_steps"] / r["cold_steps"] for r in hit]

@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 from sun_structure import cpu_model  # the bench next door: lscpu's model name
 
-from tracking.reproduce import retrain
+from izf.data import load_benchmark
+from izf.metrics import paired_difference, spread
+from tracking.retrain import retrain_on_test
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +54,8 @@ def single_choice_test_h(dataset: str, seed: int, record: dict, trial_id: str, f
     step = next(r["step"] for r in record["reevaluations"].values() if r["of"] == trial_id)
     config = {**record["trials"][trial_id]["params"], "steps": step, "eval_every": 0}
     threads = max(1, int(record["description"]["cpus_per_trial"]))
-    test, _ = retrain(dataset, None, seed, config, final_seeds, threads, torch.device("cpu"))
+    bench = load_benchmark(dataset, seed=seed)
+    test, *_ = retrain_on_test(bench, seed, config, final_seeds, threads, torch.device("cpu"))
     return test["softmax_h"]
 
 
@@ -94,10 +97,13 @@ def main() -> None:
 
     def ms(key: str) -> str:
         values = [100 * r[key] for r in rows]
-        return f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f}"
+        return f"{statistics.fmean(values):.2f} ± {spread(values):.2f}"
 
-    print(f"over {len(rows)} seeds: curse (own val H - mean over new seeds) {ms('curse')}; test H single-seed choice "
-          f"{ms('single_test_h')}, noise-aware {ms('noise_aware_test_h')}; choices differ in "
+    gain, standard_error = paired_difference([100 * r["noise_aware_test_h"] for r in rows],
+                                             [100 * r["single_test_h"] for r in rows])
+    print(f"over {len(rows)} seeds (mean ± sample std): curse (own val H - mean over new seeds) {ms('curse')}; test H "
+          f"single-seed choice {ms('single_test_h')}, noise-aware {ms('noise_aware_test_h')}; paired, noise-aware "
+          f"minus single {gain:+.2f} ± {standard_error:.2f} (standard error); choices differ in "
           f"{sum(not r['same_choice'] for r in rows)} of {len(rows)}")
     print(json.dumps({"dataset": args.dataset, "args": vars(args), "rows": rows}))
 

@@ -120,7 +120,9 @@ def _imq(a: Tensor, b: Tensor, widths: tuple[float, ...]) -> Tensor:
 def mmd(x: Tensor, y: Tensor, *, widths: tuple[float, ...] = MMD_WIDTHS) -> Tensor:
     """Squared MMD between samples x (N, D) and y (M, D) with a multiscale inverse-multiquadric kernel.
 
-    Unbiased within-sample terms (diagonals left out), biased cross term, as in the IZF author's code.
+    The unbiased estimator (the U-statistic MMD^2_u of Gretton et al., JMLR 2012): the within-sample terms
+    leave their diagonals out, and the cross term averages all N*M pairs, which is already unbiased for two
+    independent samples. As in the IZF author's code.
     The kernel is bounded, so -MMD^2 used as a loss cannot run away.
 
     Example:

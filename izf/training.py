@@ -29,7 +29,8 @@ from izf.losses import (
 from izf.model import IZF
 from izf.semantics import semantic_projection
 
-__all__ = ["FitConfig", "FitResult", "fit", "build_model", "Training", "LossTargets", "loss_targets", "loss_terms"]
+__all__ = ["FitConfig", "FitResult", "fit", "build_model", "Training", "Dequantisation", "LossTargets", "loss_targets",
+           "loss_terms"]
 
 CLASSIFIERS = ("softmax", "nbc")
 CENTRES = ("batch", "training")
@@ -207,16 +208,39 @@ class _Batches:
         return idx
 
 
-def _prototype_classes(y: torch.Tensor, data: DeviceSplit, *, static_shapes: bool) -> torch.Tensor:
+def _prototype_classes(y: torch.Tensor, data: DeviceSplit, *, static_shapes: bool,
+                       fixed_centres: bool) -> torch.Tensor:
     """The classes whose prototypes the centralizing loss maps back through the flow.
 
     Without static_shapes, the batch's distinct classes (the fewest rows). On a GPU torch.unique would
     wait for the device every step, so static_shapes gives a shape known in advance: every seen class
-    if there are no more of them than samples in the batch (AWA, aPY), else one row per sample (SUN, CUB).
+    if there are no more of them than samples in the batch (AWA, aPY), else one row per sample (SUN, CUB;
+    the losses count a repeated class once, so that is the batch's distinct classes again). With
+    `fixed_centres` (centres="training") every seen class has a target whether the batch holds it or not:
+    where they fit in a batch, all of them are taken on every device, so CPU and GPU estimate the same loss
+    (with the batch's own means, a class the batch lacks has no target and counts 0 either way).
     """
-    if not static_shapes:
-        return y.unique()
-    return data.seen_classes if data.n_seen <= y.shape[0] else y
+    if data.n_seen <= y.shape[0] and (static_shapes or fixed_centres):
+        return data.seen_classes
+    return y if static_shapes else y.unique()
+
+
+@dataclass(frozen=True)
+class Dequantisation:
+    """The noise added to every training feature, U(0, scale) in each dimension, and what it moves a mean by:
+    one place for both, so the training centres always match the noise the flow sees."""
+
+    scale: float
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if not self.scale:
+            return x
+        return x + self.scale * torch.rand(x.shape, device=x.device, generator=generator)
+
+    @property
+    def mean(self) -> float:
+        """E[scale * U(0, 1)]: how far the noisy features' class means lie above the clean ones."""
+        return self.scale / 2
 
 
 @dataclass
@@ -232,8 +256,7 @@ def loss_targets(c: FitConfig, data: DeviceSplit) -> LossTargets:
     """The run's LossTargets, computed once from the training part (the same on every resume)."""
     centres = None
     if c.centres == "training":
-        # The flow sees x + U(0, input_noise) noise: its class means lie input_noise / 2 higher.
-        centres = class_centres(data.train_x, data.train_y, data.n_seen) + c.input_noise / 2
+        centres = class_centres(data.train_x, data.train_y, data.n_seen) + Dequantisation(c.input_noise).mean
     widths = c.mmd_widths
     if c.mmd_scale == "median":
         scale = median_sq_distance(data.train_x, generator=torch.Generator().manual_seed(c.seed))
@@ -244,9 +267,7 @@ def loss_targets(c: FitConfig, data: DeviceSplit) -> LossTargets:
 def loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, g: torch.Generator,
                targets: LossTargets) -> torch.Tensor:
     """[total, flow, centralizing, mmd] on one batch of real seen features."""
-    x, y = data.train_x[idx], data.train_y[idx]
-    if c.input_noise:
-        x = x + c.input_noise * torch.rand(x.shape, device=x.device, generator=g)
+    x, y = Dequantisation(c.input_noise)(data.train_x[idx], g), data.train_y[idx]
     semantic, free, ladj = model.encode(x)
     l_flow = flow_nll(semantic, free, ladj, model.class_codes[y], semantic_weight=c.semantic_weight)
     # Seen prototypes f^{-1}([code; 0]) and generated unseen features f^{-1}([code; tau z]): one inverse pass.
@@ -255,7 +276,7 @@ def loss_terms(model: IZF, data: DeviceSplit, idx: torch.Tensor, c: FitConfig, g
         if c.prototypes_per_step:
             rows = torch.randperm(data.n_seen, device=x.device, generator=g)[: c.prototypes_per_step]
         else:
-            rows = _prototype_classes(y, data, static_shapes=y.is_cuda)
+            rows = _prototype_classes(y, data, static_shapes=y.is_cuda, fixed_centres=targets.centres is not None)
         labels.append(rows)
         free.append(x.new_zeros(rows.shape[0], model.free_dim))
     if c.mmd_weight:

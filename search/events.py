@@ -51,13 +51,17 @@ class EventLog:
         self.path = f"{folder.rstrip('/')}/{EVENTS_FILE}"
         self.remote = "://" in folder
         self.lines: list[str] = (read_text(self.path) or "").splitlines(keepends=True) if self.remote else []
+        if self.lines and not self.lines[-1].endswith("\n"):
+            self.lines[-1] += "\n"  # a line cut by a crash stays on its own line, unreadable, and alone
+        self.cut = not self.remote and _ends_cut(Path(self.path))
         self.flushed = time.monotonic()
 
     def append(self, event: str, args: dict) -> None:
         line = json.dumps({"event": event, "args": finite_json(args)}, default=str) + "\n"
         if not self.remote:
             with open(self.path, "a") as out:
-                out.write(line)
+                out.write("\n" * self.cut + line)  # after a cut line, a fresh one: not glued onto it
+            self.cut = False
             return
         self.lines.append(line)
         if event != "trial_reported" or time.monotonic() - self.flushed > REMOTE_FLUSH_EVERY_S:
@@ -78,6 +82,16 @@ class EventLog:
             except json.JSONDecodeError:
                 continue
         return events
+
+
+def _ends_cut(path: Path) -> bool:
+    """Whether a local events file ends inside a line (its writer was killed mid-line)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) != b"\n"
+    except OSError:  # no file yet, or an empty one
+        return False
 
 
 class Listeners:
@@ -112,7 +126,14 @@ class RecordKeeper(Callback):
         self.interrupted = interrupted
         self.trials: dict[str, dict] = record.data.setdefault("trials", {})
 
+    def _completed(self, trial: "Trial") -> bool:  # noqa: F821
+        """Whether the record has the trial as completed (Tune may restore it as running after a kill; its
+        trainable then returns at once, and the record keeps what it had)."""
+        return self.trials.get(trial.trial_id, {}).get("outcome") == "completed"
+
     def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        if self._completed(trial):
+            return
         resources = trial.placement_group_factory  # None until Tune has placed the trial
         device = "cuda" if resources is not None and resources.required_resources.get("GPU", 0) else "cpu"
         started = {"trial_id": trial.trial_id, "name": str(trial), "params": self.params_of(trial.config),
@@ -125,6 +146,8 @@ class RecordKeeper(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: "Trial", result: dict,  # noqa: F821
                         **info: object) -> None:
+        if self._completed(trial):
+            return
         if trial.trial_id not in self.trials:  # a trial of an earlier driver, reporting again after a resume
             self.on_trial_start(iteration, trials, trial)
         report = {k: v for k, v in result.items() if k not in NOT_REPORTED
@@ -133,17 +156,22 @@ class RecordKeeper(Callback):
         self.emit("trial_reported", trial_id=trial.trial_id, report=report)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        if self._completed(trial):
+            return
         self._end(trial.trial_id, trial_outcome("TERMINATED", self._step(trial), self.max_steps, interrupted=False))
 
     def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
         self._end(trial.trial_id, "failed")
 
     def on_experiment_end(self, trials: list, **info: object) -> None:
-        """End every trial still open: those the time budget cut or a signal stopped, and those a killed
-        driver had started but Tune never saved (a resumed search does not know them: "lost")."""
+        """End every trial still open: those the time budget cut (marked `cut_by` "time budget") or a signal
+        stopped, and those a killed driver had started but Tune never saved (a resumed search does not know
+        them: "lost")."""
         known = {trial.trial_id: trial for trial in trials}
         for trial_id in [t for t, summary in self.trials.items() if summary.get("outcome") is None]:
             trial = known.get(trial_id)
+            if trial is not None and not self.interrupted():  # every other trial ended before the experiment did
+                self.trials[trial_id]["cut_by"] = "time budget"
             self._end(trial_id, "lost" if trial is None else trial_outcome(
                 trial.status, self._step(trial), self.max_steps, interrupted=self.interrupted()))
 

@@ -36,11 +36,12 @@ def at_best_report(result: "Result", base: dict) -> dict:  # noqa: F821
 
 def measure_on_test(options: SearchOptions, config: dict, test_split: Split) -> tuple[dict, bytes]:
     """Retrain `config` with --final-seeds seeds on the test protocol (trainval), each on Ray with a trial's
-    resources; return the test metrics' mean and spread and the first seed's model (izf.io format)."""
+    resources; return the test metrics' mean and spread, each seed's own (`test_seeds`), and the first seed's
+    model (izf.io format)."""
     configs = [{**config, "seed": options.seed + i} for i in range(options.final_seeds)]
     runs = fit_on_ray(options, test_split, configs, keep_models=True)
     test, spread = over_seeds([metrics for metrics, _ in runs])
-    return {"test": test, "test_spread": spread}, runs[0][1]
+    return {"test": test, "test_spread": spread, "test_seeds": [metrics for metrics, _ in runs]}, runs[0][1]
 
 
 def fit_on_ray(options: SearchOptions, split: Split, configs: list[dict], *,

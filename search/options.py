@@ -11,6 +11,7 @@ from izf.errors import ConfigError
 __all__ = ["SearchOptions", "SAMPLERS", "SCHEDULERS", "OBJECTIVES"]
 
 SAMPLERS = ("tpe", "cmaes", "gp", "random", "nsga2")
+WARM_START_SEED_OFFSET = 1_000_003
 SCHEDULERS = ("asha", "none")
 OBJECTIVES = ("single", "multi")
 
@@ -106,8 +107,12 @@ class SearchOptions:
 
     @property
     def sampler_stream(self) -> int:
-        """The seed the Optuna sampler gets: sampler_seed, else seed."""
-        return self.seed if self.sampler_seed is None else self.sampler_seed
+        """The seed the Optuna sampler gets: sampler_seed, else seed, moved by WARM_START_SEED_OFFSET for a warm
+        start (whose source most likely had the same seed: its sampler would draw the source's random start-up
+        points again, one of which is often among the warm points themselves)."""
+        if self.sampler_seed is not None:
+            return self.sampler_seed
+        return self.seed + (WARM_START_SEED_OFFSET if self.warm_start_points else 0)
 
     @property
     def experiment_name(self) -> str:

@@ -28,5 +28,12 @@ class ResumableOptunaSearch(OptunaSearch):
             self.finished_in_study.add(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self.finished_in_study:
+        if trial_id in self.finished_in_study:
+            return
+        try:
             super().on_trial_complete(trial_id, result, error)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
+            # A trial the record had as completed (not run again after a kill): the study has its value already.
+            if isinstance(e, ValueError) and not str(e).startswith("Cannot tell a "):
+                raise
+            self.finished_in_study.add(trial_id)

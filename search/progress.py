@@ -12,7 +12,8 @@ from ray.tune import Callback
 
 from search.space import fit_fields
 
-__all__ = ["Progress", "error_line", "print_header", "quiet_console"]
+__all__ = ["Progress", "error_line", "print_header", "quiet_console", "print_time_budget", "cut_by_time_budget",
+           "plural"]
 
 STATUS_EVERY_S = 60.0
 # Tune's log lines that this console says better: a failed trial (one line, with its retry), an interruption
@@ -25,7 +26,15 @@ TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.execution.tune_controller", "ray.tune
 
 class _DropTuneNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(TUNE_NOISE)
+        message = record.getMessage()
+        if "Error handling checkpoint" in message and record.exc_info and \
+                isinstance(record.exc_info[1], FileNotFoundError):
+            # After a killed driver, Tune may look for a checkpoint folder it had already removed: a 20-line
+            # traceback for a file that is rightly gone. One line says it.
+            record.msg, record.args = f"{message.split(': Error')[0]}: an earlier checkpoint of this trial was " \
+                f"already gone ({record.exc_info[1]}); it goes on from its newest", ()
+            record.exc_info = record.exc_text = None
+        return not message.startswith(TUNE_NOISE)
 
 
 def quiet_console(verbose: bool) -> None:
@@ -58,14 +67,34 @@ def error_line(text: str, limit: int = 300) -> str:
     return found if len(found) <= limit else found[: limit - 1] + "…"
 
 
+def plural(n: int, word: str) -> str:
+    """`1 trial`, `2 trials`."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def cut_by_time_budget(trials: dict) -> list[str]:
+    """The trials of a record that --time-budget stopped before their end (search.events.RecordKeeper)."""
+    return [trial_id for trial_id, t in trials.items() if t.get("cut_by") == "time budget"]
+
+
+def print_time_budget(options: "SearchOptions", trials: dict) -> None:  # noqa: F821
+    """Where --time-budget ended the trials: after how many, and which it cut short."""
+    cut = cut_by_time_budget(trials)
+    if options.time_budget_s is None or not cut and len(trials) >= options.num_samples:
+        return
+    cut_text = f"; cut short: {', '.join(cut)}" if cut else ""
+    print(f"time budget reached ({options.time_budget_s:g} s): {len(trials)} of "
+          f"{plural(options.num_samples, 'trial')} started{cut_text}", flush=True)
+
+
 def print_header(options: "SearchOptions", resumed_from: str | None) -> None:  # noqa: F821
     """What the search is and where its files go, before the first trial."""
     o = options
     what = f"resuming search {o.search_id} ({resumed_from})" if resumed_from else f"search {o.search_id}"
     stopping = "ASHA early stopping" if o.scheduler == "asha" else "no early stopping"
     ray = f"Ray cluster {o.address}" if o.address else "local Ray"
-    print(f"{what} of {o.experiment_name}: {o.num_samples} trials on {o.dataset}, {o.max_concurrent} at a time, "
-          f"{o.sampler} sampler, {stopping}, {ray}\n"
+    print(f"{what} of {o.experiment_name}: {plural(o.num_samples, 'trial')} on {o.dataset}, {o.max_concurrent} at "
+          f"a time, {o.sampler} sampler, {stopping}, {ray}\n"
           f"  folder {o.experiment_path}", flush=True)
     if o.warm_start:
         n = len(o.warm_start_points)
@@ -78,9 +107,11 @@ def _number(trial: "Trial") -> int:  # noqa: F821
     return int(head) if head.isdigit() else 0
 
 
-def _best(trials: list) -> str:
-    """The best validation H reported so far by any trial (running ones included), and whose."""
-    scored = [((t.last_result or {}).get("best_h"), _number(t)) for t in trials]
+def _best(trials: list, *, ending: "Trial | None" = None) -> str:  # noqa: F821
+    """The best validation H reported so far, and whose: by any trial, running ones included; with `ending` (a
+    trial at its end), by the trials that have ended and that one, not another's intermediate report."""
+    scored = [((t.last_result or {}).get("best_h"), _number(t)) for t in trials
+              if ending is None or t is ending or t.status in ("TERMINATED", "ERROR")]
     scored = [(h, n) for h, n in scored if isinstance(h, float)]
     if not scored:
         return "-"
@@ -102,8 +133,10 @@ class Progress(Callback):
         out: where to print (stdout).
     """
 
-    def __init__(self, total: int, max_steps: int, out: TextIO | None = None) -> None:
+    def __init__(self, total: int, max_steps: int, out: TextIO | None = None,
+                 completed: frozenset = frozenset()) -> None:
         self.total, self.max_steps, self.out = total, max_steps, out or sys.stdout
+        self.completed = completed  # trials the record has as completed (a resumed search does not run them)
         self.started = time.monotonic()
         self.last_status = self.started
 
@@ -118,17 +151,21 @@ class Progress(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
         step = (trial.last_result or {}).get("step")
-        if step:  # a resumed search's trial, back from its last checkpoint
+        if trial.trial_id in self.completed:
+            self.say(f"{self._name(trials, trial)} had completed before the search stopped: not run again")
+        elif step:  # a resumed search's trial, back from its last checkpoint
             self.say(f"{self._name(trials, trial)} continues from its checkpoint at step {step}")
         else:
             self.say(f"{self._name(trials, trial)} started: {_short(trial.config)}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+        if trial.trial_id in self.completed:
+            return
         result = trial.last_result or {}
         step, h = result.get("step", 0), result.get("best_h")
         how = "completed" if step >= self.max_steps else f"stopped at step {step}"
         val = f"val H {100 * h:.2f}" if isinstance(h, float) else "no validation H"
-        self.say(f"{self._name(trials, trial)} {how}: {val}, best so far {_best(trials)}")
+        self.say(f"{self._name(trials, trial)} {how}: {val}, best so far {_best(trials, ending=trial)}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
         self.say(f"{self._name(trials, trial)} failed ({self._error(trial)}); retried from its last checkpoint "

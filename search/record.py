@@ -10,7 +10,10 @@ import json
 import math
 import secrets
 import time
+import warnings
 from pathlib import Path
+
+from izf.errors import DataError
 
 __all__ = ["SearchRecord", "finite_json", "new_search_id", "searches_of", "name_folder", "read_text", "write_text",
            "SEARCH_FILE", "MODEL_FILE", "STATUSES", "now"]
@@ -92,8 +95,22 @@ class SearchRecord:
 
     @classmethod
     def load(cls, folder: str) -> "SearchRecord | None":
-        raw = _read(f"{folder.rstrip('/')}/{cls.FILE}")
-        return None if raw is None else cls(folder, json.loads(raw))
+        """The record of a search folder, None where there is none; DataError where it cannot be read."""
+        path = f"{folder.rstrip('/')}/{cls.FILE}"
+        raw = _read(path)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            data, why = None, f"{type(e).__name__}: {e}"
+        else:
+            why = "not a JSON object"
+        if not isinstance(data, dict):
+            what = "an empty file" if not raw.strip() else why
+            raise DataError(f"{path}: not a readable search record ({what}); it was cut while being written or "
+                            "edited by hand: move its folder away (its searches' other files are intact)")
+        return cls(folder, data)
 
     def __getitem__(self, key: str) -> object:
         return self.data[key]
@@ -126,7 +143,7 @@ class SearchRecord:
 
 def searches_of(storage_uri: str, name: str, kind: type[SearchRecord] = SearchRecord) -> list[SearchRecord]:
     """The searches (or, with kind=search.campaign.CampaignRecord, the campaigns) of one name, oldest first
-    (their ids begin with the start time)."""
+    (their ids begin with the start time); one whose record cannot be read is left out with a warning."""
     import pyarrow.fs
 
     fs, path = _fs(name_folder(storage_uri, name))
@@ -135,7 +152,11 @@ def searches_of(storage_uri: str, name: str, kind: type[SearchRecord] = SearchRe
     records = []
     for info in sorted(fs.get_file_info(pyarrow.fs.FileSelector(path)), key=lambda i: i.base_name):
         if info.type == pyarrow.fs.FileType.Directory:
-            record = kind.load(f"{name_folder(storage_uri, name)}/{info.base_name}")
+            try:
+                record = kind.load(f"{name_folder(storage_uri, name)}/{info.base_name}")
+            except DataError as e:  # one unreadable sibling does not hide the others
+                warnings.warn(f"{e}; skipped", stacklevel=1)  # one line however often it is read
+                continue
             if record is not None:
                 records.append(record)
     return records

@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Callable
 
 from izf.data import Split
+from izf.metrics import spread
 from search.final import at_best_report, fit_on_ray
 from search.options import SearchOptions
 from search.record import SearchRecord
@@ -73,7 +74,7 @@ def reevaluate(options: SearchOptions, top: list[dict], split: Split, record: Se
     for trial in top:
         values = [r["h"] for r in done.values() if r["of"] == trial["trial_id"]]
         out[trial["trial_id"]] = {"own_h": trial["val"]["best_h"], "h": values, "mean_h": statistics.fmean(values),
-                                  "std_h": statistics.pstdev(values), "n_seeds": len(values)}
+                                  "std_h": spread(values), "n_seeds": len(values)}
     return out
 
 

@@ -1,7 +1,7 @@
 """What a search found, read from its record: the chosen config, its validation metrics, its test measurement."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -36,6 +36,7 @@ class SearchResult:
     final_key: str = ""  # identifies what the final result records: the chosen trial, config and seeds
     reevaluation: dict | None = None  # --reevaluate-top: per trial id, its new seeds' validation H, mean, spread
     single_seed_choice: str = ""  # the trial the single best validation H would have chosen
+    cut_by_time_budget: list[str] = field(default_factory=list)  # trials --time-budget stopped before their end
 
 
 def result_of(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame, model_file: bytes) -> SearchResult:
@@ -49,7 +50,8 @@ def result_of(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame
         pareto=pareto_front(trials, description["study"]) if options.objective == "multi" else None,
         search_seconds=final["search_seconds"], search_id=options.search_id, dataset=options.dataset,
         final_seeds=options.final_seeds, chosen_trial=final["chosen_trial"], final_key=final["final_key"],
-        reevaluation=final.get("reevaluation"), single_seed_choice=final.get("single_seed_choice", ""))
+        reevaluation=final.get("reevaluation"), single_seed_choice=final.get("single_seed_choice", ""),
+        cut_by_time_budget=final.get("cut_by_time_budget", []))
 
 
 def finished_result(options: SearchOptions, record: SearchRecord) -> SearchResult:

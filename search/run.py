@@ -24,7 +24,7 @@ from izf.errors import ConfigError, IZFError  # noqa: E402
 from search.options import OBJECTIVES, SAMPLERS, SCHEDULERS, SearchOptions  # noqa: E402
 from search.record import finite_json  # noqa: E402
 
-TRACKING_FLAGS = ("mlflow_uri", "experiment", "no_promote", "no_tracking", "json")
+TRACKING_FLAGS = ("mlflow_uri", "experiment", "no_promote", "challenge_seeds", "no_tracking", "json")
 
 
 def _parser(defaults: bool = True) -> argparse.ArgumentParser:
@@ -88,6 +88,11 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="MLflow experiment (default izf-<dataset>)")
     p.add_argument("--no-promote", action="store_true", default=d(False),
                    help="register the chosen model but leave the 'champion' alias where it is")
+    p.add_argument("--challenge-seeds", type=int, default=d(3), metavar="N",
+                   help="where the new model and the champion were measured differently (another validation split, "
+                        "or a single trial's H against a mean over new seeds), retrain both with N fresh seeds on one "
+                        "split and move the alias only if the new one's mean is higher (default 3; 0: the rule "
+                        "alone; docs/tracking.md)")
     p.add_argument("--no-tracking", action="store_true", default=d(False), help="do not log to MLflow at all")
     p.add_argument("--sampler-seed", type=int,
                    help="seed of the Optuna sampler alone (default: --seed); the split and trials keep --seed")
@@ -123,6 +128,9 @@ def parse(argv: list[str] | None) -> tuple[SearchOptions, dict, dict]:
     if args["fit_overrides"]:
         _check_overrides(args["fit_overrides"])
     flags = {k: args.pop(k) for k in TRACKING_FLAGS}
+    if flags["challenge_seeds"] < 0:
+        raise ConfigError(f"--challenge-seeds must be >= 0 (0: no challenge, the rule alone), got "
+                          f"{flags['challenge_seeds']}")
     return SearchOptions(**args), flags, given
 
 
@@ -166,28 +174,39 @@ def _tracking_of(record: "SearchRecord | None", flags: dict, given: dict, datase
 
 def warm_start_points(source: str, top: int, mlflow_uri: str) -> list[dict]:
     """The best points of the earlier search `source` names (see --warm-start), best first."""
-    from search.warm import parse_param, study_points
+    from search.warm import SOURCE_ATTRIBUTES, parse_param, study_points
 
-    path = Path(source).expanduser()
+    path, attributes = Path(source).expanduser(), None
     if path.is_dir() and (path / "optuna.db").is_file():
-        source = f"sqlite:///{(path / 'optuna.db').resolve()}"
+        source, attributes = f"sqlite:///{(path / 'optuna.db').resolve()}", _attribute_dim(path)
     elif path.is_file():
-        source = f"sqlite:///{path.resolve()}"
+        source, attributes = f"sqlite:///{path.resolve()}", _attribute_dim(path.parent)
     elif path.is_dir():
         raise ConfigError(f"--warm-start {source}: no optuna.db in that folder; name a search's folder "
                           "(<storage>/<name>/<search id>) or its optuna.db")
     elif "/" in source and "://" not in source:
         raise ConfigError(f"--warm-start {source}: no such folder or file")
     if "://" in source:
-        points = study_points(source, top)
+        points = [{**p, SOURCE_ATTRIBUTES: attributes} if attributes else p for p in study_points(source, top)]
         where = f"the Optuna study at {source}"
     else:
         from tracking import Tracker
         from tracking.earlier import best_trials
+        from tracking.tracker import require_store
 
         try:
-            points = [{k: parse_param(v) for k, v in p.items()}
-                      for p in best_trials(Tracker(mlflow_uri, source).client, source, top)]
+            require_store(mlflow_uri)
+        except ConfigError as e:
+            raise ConfigError(f"--warm-start {source}: no such folder or file, and {e}") from None
+        try:
+            client = Tracker(mlflow_uri, source).client
+            if client.get_experiment_by_name(source) is None:
+                raise ConfigError(f"--warm-start {source}: no such folder or file, and no MLflow experiment of that "
+                                  f"name at {mlflow_uri}; name a search folder, an optuna.db, an Optuna storage URL "
+                                  "or an MLflow experiment with trials")
+            points = [{k: parse_param(v) for k, v in p.items()} for p in best_trials(client, source, top)]
+            points = [{**{k: v for k, v in p.items() if k != "attribute_dim"}, SOURCE_ATTRIBUTES: p["attribute_dim"]}
+                      if "attribute_dim" in p else p for p in points]
         except IZFError:
             raise
         except Exception as e:  # noqa: BLE001 - MLflow's, SQLAlchemy's and requests' own errors
@@ -198,6 +217,17 @@ def warm_start_points(source: str, top: int, mlflow_uri: str) -> list[dict]:
         raise ConfigError(f"--warm-start {source}: {where} has no finished trials to start from; name a search "
                           "folder, an optuna.db, an Optuna storage URL or an MLflow experiment with trials")
     return points
+
+
+def _attribute_dim(folder: Path) -> int | None:
+    """The attribute dimension a search folder's record names (None: no record, or an older one)."""
+    from search.record import SearchRecord
+
+    try:
+        record = SearchRecord.load(str(folder.resolve()))
+    except IZFError:
+        return None
+    return None if record is None else record["description"].get("attribute_dim")
 
 
 def _resume_command(options: SearchOptions, name: str | None = None) -> str:
@@ -254,13 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:  # SearchInterrupted, or a Ctrl-C before the search caught signals
         signal_name = getattr(e, "signal_name", "SIGINT")
         outcome = {"status": "interrupted", "signal": signal_name}
+        note = getattr(e, "note", None)  # the search had finished: only its champion was left undecided
+        if note:
+            outcome["note"] = note
+            print(f"interrupted ({signal_name}): {note}", file=sys.stderr)
         if campaign is not None:
             outcome["resume"] = _resume_command(options, campaign)
             print(f"interrupted ({signal_name}): continue the campaign with {outcome['resume']}", file=sys.stderr)
-        elif options is not None and options.search_id is not None and _has_record(options):
+        elif note is None and options is not None and options.search_id is not None and _has_record(options):
             outcome["resume"] = _resume_command(options)
             print(f"interrupted ({signal_name}): continue with {outcome['resume']}", file=sys.stderr)
-        else:
+        elif note is None:
             print(f"interrupted ({signal_name}) before the search began; nothing to resume", file=sys.stderr)
         code = 130
     except IZFError as e:
@@ -293,20 +327,24 @@ def _one_search(options: SearchOptions, record: "SearchRecord | None", flags: di
                 notes: dict | None = None) -> dict:
     """Run (or resume) one opened search, record it to MLflow, print its summary; the outcome as plain values.
     Whatever ends it, its MLflow runs are closed (interrupted, failed) before the exception goes on."""
-    tracker = None
+    tracker, listeners = None, []
     try:
         tracking = _tracking_of(record, flags, given, options.dataset)
         if record is None and options.warm_start:
             options.warm_start_points = warm_start_points(options.warm_start, options.warm_start_top,
                                                            tracking["mlflow_uri"])
-        listeners = []
         if tracking["enabled"]:
             from tracking import Tracker
             from tracking.recorder import MLflowRecorder
 
             tracker = Tracker(tracking["mlflow_uri"], tracking["experiment"])
             tracker.connect()
-            listeners.append(MLflowRecorder(tracker, promote_champion=not flags["no_promote"]))
+            if record is not None:
+                _replay_if_lost(tracker, record)
+            from search.challenge import ray_retrainer
+
+            listeners.append(MLflowRecorder(tracker, promote_champion=not flags["no_promote"],
+                                            retrain=ray_retrainer(options), challenge_seeds=flags["challenge_seeds"]))
         from search.summary import print_summary
         from search.tuner import run
 
@@ -319,16 +357,36 @@ def _one_search(options: SearchOptions, record: "SearchRecord | None", flags: di
             outcome["mlflow"] = {"uri": tracker.uri, "experiment": tracker.experiment, **recorded,
                                  "failed_calls": tracker.failures}
         return outcome
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         with _signals_ignored():
             if tracker is not None:
-                tracker.end("interrupted")
+                tracker.end("interrupted")  # a no-op where the search had finished
+        recorded = listeners[0].recorded if listeners else {}
+        if recorded.get("version") is not None and recorded.get("decision") is None:
+            e.note = (f"the search had finished and {recorded['model_name']} version {recorded['version']} is "
+                      "registered, but the champion was not decided (the alias stays where it was); decide it with "
+                      f"python -m tracking.promote --dataset {options.dataset} --version {recorded['version']} "
+                      f"--mlflow-uri {tracker.uri}")
         raise
     except BaseException as e:
         with _signals_ignored():
             if tracker is not None:
                 tracker.end("failed", str(e) if isinstance(e, IZFError) else f"{type(e).__name__}: {e}")
         raise
+
+
+def _replay_if_lost(tracker: "Tracker", record: "SearchRecord") -> None:  # noqa: F821
+    """A resumed search whose MLflow store has lost it (replaced, moved away): its events so far are written there
+    first, as `tracking.sync` would, so that the store holds the whole search and not only what comes next."""
+    from tracking.sync import events_of, sync
+
+    if tracker.safe("find the search", tracker.knows_search, record["search_id"]) is not False:
+        return  # the store has it, or cannot be reached (the outage is warned about and synced later)
+    if not events_of(record.folder)[0]:
+        return
+    added = sync(record.folder, tracker, promote_champion=False)
+    print(f"MLflow at {tracker.uri} had no record of search {record['search_id']}: its events were written there "
+          f"first ({added['trials']} trial runs, {added['metric_steps']} metric steps)", flush=True)
 
 
 def _campaign(options: SearchOptions, flags: dict, given: dict) -> dict:
@@ -396,10 +454,9 @@ def _result_json(result: "SearchResult") -> dict:  # noqa: F821
 def print_tracking(tracker: "Tracker", recorded: dict) -> None:  # noqa: F821
     print(f"\nMLflow ({tracker.uri}): experiment {tracker.experiment!r}, parent run {recorded.get('parent_run_id')}")
     if recorded.get("version") is not None:
-        how = "registered:" if recorded["registered"] else "registered earlier by this search:"
-        state = {True: "now the champion", False: "the champion stays (a version better by validation H on the "
-                 "same data)", None: "not promoted (--no-promote)"}[recorded.get("champion")]
-        print(f"  model {recorded['model_name']} version {recorded['version']} {how} {state}")
+        how = "registered" if recorded["registered"] else "registered earlier by this search"
+        print(f"  model {recorded['model_name']} version {recorded['version']} {how}")
+        print(f"  {recorded.get('decision') or 'the champion alias was not considered: MLflow failed (below)'}")
     else:
         print("  no model version registered")
     if tracker.failures:

@@ -2,12 +2,14 @@
 
 import textwrap
 
+from search.progress import plural
 from search.result import SearchResult
 from search.space import FIELDS
 
-__all__ = ["print_summary", "top_trials"]
+__all__ = ["print_summary", "top_trials", "COLLAPSED_TEMPERATURE"]
 
 PARAMS_SHOWN = 12
+COLLAPSED_TEMPERATURE = 0.1  # at or below it, the generated unseen features nearly collapse onto their prototype
 WIDTH = 110
 
 
@@ -18,6 +20,7 @@ def top_trials(result: SearchResult, n: int = 5) -> "pd.DataFrame":  # noqa: F82
               and result.trials[c].astype(str).nunique() > 1][:PARAMS_SHOWN]
     metrics = [c for c in ("best_h", "softmax_u", "softmax_s", "step") if c in df.columns]
     out = df[["trial_id", *metrics, *varied]].copy()
+    out["trial_id"] = [f"{t}*" if t in result.cut_by_time_budget else t for t in out["trial_id"]]
     out.columns = [c.removeprefix("config/") for c in out.columns]
     return out.rename(columns={"best_h": "val_H", "softmax_u": "U", "softmax_s": "S"})
 
@@ -26,10 +29,12 @@ def print_summary(result: SearchResult) -> None:
     import pandas as pd
 
     minutes, seconds = divmod(int(result.search_seconds), 60)
-    print(f"\n=== search {result.search_id}: {result.n_trials} trials ({result.n_errors} failed) in {minutes} min "
-          f"{seconds:02d} s ===\n{result.experiment_path}")
+    ids = result.cut_by_time_budget
+    cut = f", {len(ids)} cut by the time budget: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}" if ids else ""
+    print(f"\n=== search {result.search_id}: {plural(result.n_trials, 'trial')} ({result.n_errors} failed{cut}) in "
+          f"{minutes} min {seconds:02d} s ===\n{result.experiment_path}")
     with pd.option_context("display.max_columns", 30, "display.precision", 3):
-        print("top trials by validation H:")
+        print("top trials by validation H" + (" (*: cut by the time budget)" if cut else "") + ":")
         print(top_trials(result).to_string(index=False, line_width=WIDTH))
         if result.pareto is not None:
             print("\nPareto front (validation H vs training seconds):")
@@ -51,6 +56,11 @@ def print_summary(result: SearchResult) -> None:
     again = f"; {100 * val['mean_h']:.2f} ± {100 * val['std_h']:.2f} over {val['n_seeds']} new seeds" \
         if "mean_h" in val else ""
     print(f"validation (chosen trial): H {100 * val['best_h']:.2f} at step {int(val.get('step', 0))}  ({cells}){again}")
+    temperature = result.best_config.get("temperature")
+    if temperature is not None and temperature <= COLLAPSED_TEMPERATURE:
+        print(f"note: the chosen temperature {temperature:.3g} draws each unseen class's generated features from a "
+              f"latent spread of {temperature:.2g} (the flow's own: 1), nearly one point per class: a prototype "
+              "classifier more than IZF's generative one (docs/protocol.md, \"Generation temperature\")")
     seeds = "" if result.final_seeds < 2 else f" (mean ± std over {result.final_seeds} seeds)"
     print(f"test, measured once{seeds}:")
     for name in ("softmax", "nbc"):

@@ -50,12 +50,17 @@ def worker_device(threads: int) -> str:
     return "cuda" if ray.get_gpu_ids() else "cpu"
 
 
-def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, checkpoint_every: int = 1) -> None:
+def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, checkpoint_every: int = 1,
+              completed: frozenset = frozenset()) -> None:
     """Train with the sampled `config` on top of `base` (FitConfig fields); `split` comes from the object store.
 
     Every `checkpoint_every`-th report carries a checkpoint (the full training state; ~360 MB at SUN's
     shapes with FitConfig's defaults, docs/benchmarks.md); a retried trial resumes from the last one.
+    A trial in `completed` (the search's record has it as completed) returns at once: after a driver was
+    killed, Tune's last snapshot may have it still running, and would run its last steps again.
     """
+    if tune.get_context().get_trial_id() in completed:
+        return
     device = worker_device(threads)
     options = fit_fields(config)  # the trial's sampled FitConfig fields and those the space derived
     fit_config = izf.FitConfig.from_dict({**base, **options, "device": device})

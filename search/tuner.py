@@ -3,12 +3,14 @@
 import dataclasses
 import inspect
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from izf.data import load_benchmark, make_split
 from izf.presets import feature_scaling, preset
+from izf.provenance import CodeVersion, code_version
 from izf.training import FitConfig
 from search.callbacks import DriverCallbacks
 from search.cluster import check_address, check_resources, start_ray
@@ -18,7 +20,15 @@ from search.interrupt import Interruption, SearchInterrupted
 from search.lifecycle import SearchFailed, check_storage, open_search
 from search.lock import NameLock
 from search.options import SearchOptions
-from search.progress import Progress, error_line, print_header, print_reevaluation_start, quiet_console
+from search.progress import (
+    Progress,
+    cut_by_time_budget,
+    error_line,
+    print_header,
+    print_reevaluation_start,
+    print_time_budget,
+    quiet_console,
+)
 from search.record import MODEL_FILE, SearchRecord
 from search.reevaluate import noise_aware_choice, reevaluate, top_trials
 from search.result import SearchResult, finished_result, result_of
@@ -50,6 +60,7 @@ class SearchStart:
     interruption: Interruption = field(default_factory=Interruption)
     resumed: bool = False  # a --resume of an earlier search
     space_source: str = ""  # the search space's code, as run
+    code: CodeVersion = field(default_factory=code_version)  # the code this driver runs
 
     @property
     def interrupted(self) -> bool:
@@ -68,7 +79,8 @@ class SearchStart:
                 "warm_start": o.warm_start, "warm_start_points": len(o.warm_start_points),
                 "fixed_params": o.fixed_params, "checkpoint_every": o.checkpoint_every,
                 "cpus_per_trial": o.cpus_per_trial, "gpus_per_trial": o.gpus_per_trial, "max_failures": o.max_failures,
-                "data_checksum": self.data_checksum, "base": self.base, "feature_dim": self.feature_dim,
+                "data_checksum": self.data_checksum, "git_commit": self.code.commit, "git_dirty": self.code.dirty,
+                "base": self.base, "feature_dim": self.feature_dim,
                 "attribute_dim": self.attribute_dim, "space": self.space_source,
                 "study": {"storage": study_storage(o), "name": o.experiment_name}}
 
@@ -145,6 +157,9 @@ def _nothing_to_choose(options: SearchOptions, grid: "ResultGrid", base: dict) -
     if grid.errors and len(grid.errors) == len(grid):
         first = error_line(str(grid.errors[0]))
         retries = f"{options.max_failures} {'retry' if options.max_failures == 1 else 'retries'}"
+        if len(grid) == 1:
+            return SearchFailed(f"its only trial failed (after {retries}); its error is in "
+                                f"{options.experiment_path}/*/error.txt: {first}")
         return SearchFailed(f"all {len(grid)} trials failed (each after {retries}); their "
                             f"errors are in {options.experiment_path}/*/error.txt; the first: {first}")
     budget = f" within --time-budget {options.time_budget_s:g} s" if options.time_budget_s else ""
@@ -249,6 +264,7 @@ def _run(options: SearchOptions, record: SearchRecord | None, interruption: Inte
     else:
         record.data["resumed_at"] = [*record.get("resumed_at", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
         record.mark("running", signal=None, error=None)
+        _warn_if_code_changed(record["description"], start.code)
     emit("search_started", search=record.data)
     try:
         result = _search(options, record, start, prepared, emit, callbacks)
@@ -264,6 +280,13 @@ def _run(options: SearchOptions, record: SearchRecord | None, interruption: Inte
     return result
 
 
+def _warn_if_code_changed(description: dict, code: CodeVersion) -> None:
+    started = CodeVersion(description.get("git_commit", "unknown"), description.get("git_dirty", False))
+    if started != code:
+        print(f"warning: the code is {code.describe()}, the search started at {started.describe()}; the trials "
+              "from here on and the final model run this code (the model records it)", file=sys.stderr, flush=True)
+
+
 def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, prepared: _Prepared,
             emit: Callable, callbacks: list) -> SearchResult:
     from ray import tune
@@ -271,12 +294,13 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
     from search.trainable import train_izf
 
     base, val_split = start.base, prepared.val_split
-    progress = [] if options.verbose else [Progress(options.num_samples, base["steps"])]
+    completed = frozenset(t for t, summary in record.get("trials", {}).items() if summary.get("outcome") == "completed")
+    progress = [] if options.verbose else [Progress(options.num_samples, base["steps"], completed=completed)]
     keeper = RecordKeeper(record, emit, start.params_of, base["steps"], interrupted=lambda: start.interrupted)
     callbacks = DriverCallbacks(options.search_id, [*progress, keeper, *callbacks])
     trainable = tune.with_resources(
         tune.with_parameters(train_izf, split=val_split, base=base, threads=options.threads_per_trial,
-                             checkpoint_every=options.checkpoint_every),
+                             checkpoint_every=options.checkpoint_every, completed=completed),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
     started = time.perf_counter()
@@ -285,9 +309,11 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
             grid = _tuner(options, trainable, base, prepared.space, prepared.points, callbacks).fit()
     finally:
         callbacks.release()
-    search_seconds = time.perf_counter() - started
+        # The trials' wall time over every driver of the search (a resumed one adds its own).
+        record.data["trials_seconds"] = record.get("trials_seconds", 0.0) + time.perf_counter() - started
     if start.interrupted:
         raise SearchInterrupted(start.interruption.signal_name)
+    print_time_budget(options, record.get("trials", {}))
     trials = grid.get_dataframe()
     if trials.empty or METRIC not in trials or trials[METRIC].isna().all():
         raise _nothing_to_choose(options, grid, base)
@@ -304,6 +330,7 @@ def _search(options: SearchOptions, record: SearchRecord, start: SearchStart, pr
     record.mark("finished", final={
         **chosen, **measured, "final_key": final_key(chosen["chosen_trial"], chosen["best_config"],
                                                      options.final_seeds),
-        "search_seconds": search_seconds, "n_trials": len(record.get("trials", {})), "n_errors": len(grid.errors),
-        "model_file": MODEL_FILE})
+        "search_seconds": record["trials_seconds"], "n_trials": len(record.get("trials", {})),
+        "n_errors": len(grid.errors), "cut_by_time_budget": cut_by_time_budget(record.get("trials", {})),
+        "model_file": MODEL_FILE, "git_commit": start.code.commit, "git_dirty": start.code.dirty})
     return result_of(options, record, trials, model_file)

@@ -10,11 +10,14 @@ sampler learns from their results on this dataset as from any trial's.
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 from izf.errors import ConfigError
 from search.space import Dims
 
-__all__ = ["fitted_points", "study_points", "parse_param"]
+__all__ = ["fitted_points", "study_points", "parse_param", "SOURCE_ATTRIBUTES"]
+
+SOURCE_ATTRIBUTES = "@attribute_dim"  # in an earlier point: its search's attribute dimension (not a parameter)
 
 
 def parse_param(text: str) -> object:
@@ -69,9 +72,20 @@ class _AnsweringTrial:
 
 def fitted_points(space_fn: Callable, dims: Dims, earlier: list[dict], base: dict, fixed: dict) -> list[dict]:
     """Each earlier point as the point of this space nearest to it (see the module's text), `fixed` (--fix)
-    values kept, duplicates dropped, in the earlier order."""
+    values kept, duplicates dropped, in the earlier order.
+
+    Two answers are translated first: `latent_split`, where the point says its search's attribute dimension
+    (SOURCE_ATTRIBUTES), keeps its share of it (12 of 24 attributes becomes 51 of 102), not its count; and an
+    `mmd_weight` of 0 from a space without the `use_mmd` switch is the MMD switched off (the ablation), not
+    a weight to clip up to the range's lowest."""
     out: list[dict] = []
-    for values in earlier:
+    for point in earlier:
+        values = {k: v for k, v in point.items() if k != SOURCE_ATTRIBUTES}
+        attributes = point.get(SOURCE_ATTRIBUTES)
+        if attributes and isinstance(values.get("latent_split"), int | float):
+            values["latent_split"] = round(values["latent_split"] * dims.attributes / attributes)
+        if values.get("mmd_weight") == 0 and "use_mmd" not in values:
+            values["use_mmd"] = False
         trial = _AnsweringTrial({**values, **fixed}, base)
         space_fn(trial, dims)
         if trial.params not in out:
@@ -87,6 +101,9 @@ def study_points(url: str, top: int) -> list[dict]:
     import optuna
 
     storage, _, name = url.partition("#")
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"--warm-start {url}: no such file {storage.removeprefix('sqlite:///')} (a study is read, "
+                          "never created)")
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

@@ -15,7 +15,8 @@ from izf.losses import (
 @pytest.mark.parametrize(("n", "m", "d"), [(2, 3, 1), (5, 5, 4), (7, 3, 16), (20, 11, 64)])
 def test_mmd_equals_the_estimator_written_pair_by_pair(n, m, d):
     """The vectorised kernel (norms expanded, one matmul, clamped) against the definition, pair by pair:
-    unbiased within-sample means (i != j), biased cross mean, k(a, b) = sum_c c / (c + ||a - b||^2)."""
+    within-sample means over i != j, the cross mean over all pairs (together the unbiased MMD^2_u),
+    k(a, b) = sum_c c / (c + ||a - b||^2)."""
     g = torch.Generator().manual_seed(100 * n + d)
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
     y = torch.randn(m, d, generator=g, dtype=torch.float64) + 0.3

@@ -1,6 +1,6 @@
 """Noise-aware choice: --reevaluate-top K --reevaluate-seeds N retrains the K best configs with new seeds on
-validation classes, chooses the best mean, tracks every retraining as a child run, survives Ctrl-C and resume;
-the champion rule compares mean validation H where both versions have one."""
+validation classes, chooses the best mean, tracks every retraining as a child run, survives Ctrl-C and resume.
+(How the champion rule weighs such a version: tests/test_champion.py.)"""
 
 import json
 import signal
@@ -8,9 +8,6 @@ import subprocess
 
 from conftest import newest_search
 from test_lifecycle import RUN, TINY, outcome, runs_of, versions_of
-
-from tracking import Tracker
-from tracking.model import CHAMPION, promote
 
 
 def test_reevaluation_chooses_the_best_mean_and_survives_ctrl_c_and_resume(tmp_path):
@@ -54,22 +51,3 @@ def test_reevaluation_chooses_the_best_mean_and_survives_ctrl_c_and_resume(tmp_p
     assert parent.data.metrics["val_std_h"] == again[done["chosen_trial"]]["std_h"]
     (version,) = versions_of(tmp_path)
     assert float(version.tags["val_h_mean"]) == done["val"]["mean_h"] and version.tags["val_h_seeds"] == "2"
-
-
-def test_the_champion_rule_compares_mean_h_where_both_versions_have_it(tmp_path):
-    client = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-rule").client
-    client.create_registered_model("izf-rule")
-
-    def register(**tags: float) -> str:
-        return client.create_model_version("izf-rule", source=(tmp_path / "m").as_uri(), tags={
-            "data_checksum": "same", **{k: str(v) for k, v in tags.items()}}).version
-
-    lucky = register(val_h=0.90, val_h_mean=0.70)  # its single seed was lucky
-    assert promote(client, "izf-rule", lucky)
-    steady = register(val_h=0.80, val_h_mean=0.75)
-    assert promote(client, "izf-rule", steady)  # both have a mean: the better mean wins over the better seed
-    assert client.get_model_version_by_alias("izf-rule", CHAMPION).version == steady
-    single = register(val_h=0.78)  # no mean to compare with: single H against single H
-    assert not promote(client, "izf-rule", single)
-    better_single = register(val_h=0.85)
-    assert promote(client, "izf-rule", better_single)

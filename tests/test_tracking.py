@@ -25,7 +25,8 @@ from izf.io import load_model
 from search import SearchOptions
 from search.tuner import run
 from tracking import Tracker
-from tracking.model import CHAMPION, promote, register
+from tracking.champion import promote
+from tracking.model import CHAMPION, register
 from tracking.recorder import MLflowRecorder, record_final
 
 BIN = Path(sys.executable).parent
@@ -170,20 +171,24 @@ def test_champion_moves_only_to_a_better_version_on_the_same_data(searched):
     client: MlflowClient = tracker.client
     name, first = "izf-synthetic", recorded["version"]
     base = {k: v for k, v in client.get_model_version(name, first).tags.items()}
+    assert base["split_seed"] == "0" and base["data_checksum"] == result.data_checksum
     val_h = float(base["val_h"])
     worse = register(client, name, recorded["model_uri"], {**base, "val_h": val_h - 0.1})
-    assert promote(client, name, worse) is False
+    assert promote(client, name, worse).moved is False
     assert client.get_model_version_by_alias(name, CHAMPION).version == first
     other_data = register(client, name, recorded["model_uri"], {**base, "val_h": val_h + 0.5, "data_checksum": "x"})
     assert client.get_model_version_by_alias(name, CHAMPION).version == first  # registering alone moves nothing
     better = register(client, name, recorded["model_uri"], {**base, "val_h": val_h + 0.05})
-    assert promote(client, name, better) is True
+    decision = promote(client, name, better)
+    assert decision.moved and decision.champion == better and "measured alike" in decision.why
     assert client.get_model_version_by_alias(name, CHAMPION).version == better
-    # Promoting a version of other data (the data changed) gives that data's best version the alias...
-    assert promote(client, name, other_data) is True
+    assert client.get_model_version(name, better).tags["champion_decision"] == decision.why
+    # Promoting a version of other data (the data changed) gives that data's best version the alias, and says so...
+    decision = promote(client, name, other_data)
+    assert decision.champion == other_data and "the alias follows the newest data" in decision.why
     assert client.get_model_version_by_alias(name, CHAMPION).version == other_data
     # ...and promoting on the first data again compares only within it: `worse` loses to `better`.
-    assert promote(client, name, worse) is False
+    assert promote(client, name, worse).champion == better
     assert client.get_model_version_by_alias(name, CHAMPION).version == better
 
 
@@ -194,20 +199,27 @@ def test_the_final_record_is_keyed_by_what_it_records(searched, tmp_path):
     environment = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-keyed")
     tracker.start("search-1", str(tmp_path / "search-1"), {"dataset": "keyed"})
-    common = dict(best_val=result.best_val, trials=result.trials, test_spread={}, model_file=result.model_file,
-                  feature_dim=result.feature_dim, data_checksum=result.data_checksum, promote_champion=True)
-    first = record_final(tracker, "keyed", final_key="key-1", test=result.test, **common)
-    again = record_final(tracker, "keyed", final_key="key-1", test=result.test, **common)
-    assert first["registered"] and first["champion"] is True
+    record = json.loads((Path(result.experiment_path) / "izf_search.json").read_text())
+
+    def recorded(final_key: str, test: dict, best_h: float) -> dict:
+        search = {**record, "description": {**record["description"], "dataset": "keyed"},
+                  "final": {**record["final"], "final_key": final_key, "test": test,
+                            "best_val": {**record["final"]["best_val"], "best_h": best_h}}}
+        out = record_final(tracker, search, result.model_file)
+        return {**out, "champion": promote(tracker.client, out["model_name"], out["version"]).champion}
+
+    first = recorded("key-1", result.test, result.best_val["best_h"])
+    again = recorded("key-1", result.test, result.best_val["best_h"])
+    assert first["registered"] and first["champion"] == first["version"]
     assert not again["registered"] and again["version"] == first["version"]
     other = {**result.test, "softmax_h": 0.125}
-    replaced = record_final(tracker, "keyed", final_key="key-2", test=other,
-                            **{**common, "best_val": {**result.best_val, "best_h": result.best_val["best_h"] - 0.1}})
+    replaced = recorded("key-2", other, result.best_val["best_h"] - 0.1)
     assert replaced["registered"] and replaced["version"] != first["version"]
-    assert replaced["champion"] is False  # a lower validation H on the same data: the champion stays
+    assert replaced["champion"] == first["version"]  # a lower validation H on the same data: the champion stays
     parent = tracker.client.get_run(tracker.parent_id)
     assert parent.data.metrics["test_softmax_h"] == 0.125 and parent.data.tags["izf.final_key"] == "key-2"
     assert parent.info.status == "FINISHED" and parent.data.tags["izf.status"] == "finished"
+    assert parent.data.tags["izf.champion_decision"].startswith("the champion stays")
     assert len(tracker.client.search_model_versions("name = 'izf-keyed'")) == 2
     assert tracker.failures == 0
     # MLflow's fluent API exports the store it last used to every later child process; none may leak.
@@ -358,8 +370,48 @@ def test_the_end_of_a_search_closes_the_trials_it_left_open_and_a_replay_agrees(
     assert tracker.open_trial_runs() == {} and tracker.failures == 0
     # The same events, replayed into another store by tracking.sync, leave the same runs.
     elsewhere = Tracker(f"sqlite:///{tmp_path / 'elsewhere.db'}", "izf-lost")
-    assert sync(folder, elsewhere) == {"trials": 3, "metric_steps": 0}
+    assert sync(folder, elsewhere) == {"trials": 3, "metric_steps": 0, "skipped": 0}
     assert outcomes(elsewhere.client, "izf-lost") == expected
+
+
+def test_sync_reads_what_it_can_and_closes_runs_by_the_records_status(tmp_path):
+    """An events file cut mid-line (the driver killed while writing) and one line of the wrong shape: sync skips
+    them, names how many, and ends the runs as the record says (interrupted), leaving none RUNNING. A sibling
+    search whose record is empty is named in one error line; the others are synced. A later append starts a
+    fresh line instead of gluing onto the cut one."""
+    from search.events import EventLog
+
+    name_folder = tmp_path / "rr" / "cut"
+    folder = name_folder / "s1"
+    folder.mkdir(parents=True)
+    record = {"search_id": "s1", "name": "cut", "folder": str(folder), "status": "interrupted",
+              "description": {"dataset": "synthetic", "base": {}, "final_seeds": 1}, "notes": {}}
+    (folder / "izf_search.json").write_text(json.dumps(record))
+    trial = {"trial_id": "t1", "name": "t1", "params": {"depth": 2}, "sampled": {"depth": 2}, "device": "cpu"}
+    lines = [{"event": "search_started", "args": {"search": {**record, "status": "running"}}},
+             {"event": "trial_started", "args": {"trial": trial}},
+             {"event": "trial_reported", "args": {"trial_id": "t1"}},  # the wrong shape: no report
+             {"event": "trial_reported", "args": {"trial_id": "t1", "report": {"step": 100, "h": 0.5}}}]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    (folder / "izf_events.jsonl").write_text(text + '{"event": "trial_reported", "args": {"trial_id": "t1", "rep')
+    (name_folder / "s0").mkdir()
+    (name_folder / "s0" / "izf_search.json").write_text("")  # cut while written
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run([sys.executable, "-m", "tracking.sync", str(name_folder), "--mlflow-uri", uri],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (f"error: {name_folder / 's0' / 'izf_search.json'}: not a readable search record "
+                                   "(an empty file); the other searches are synced")
+    assert done.stdout.strip() == "s1: added 1 trial runs and 1 metric steps; 0 MLflow calls failed; 2 unreadable " \
+                                  "lines of izf_events.jsonl skipped"
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("izf-synthetic").experiment_id])
+    assert sorted((r.data.tags["izf.role"], r.info.status) for r in runs) == [("search", "KILLED"), ("trial", "KILLED")]
+
+    EventLog(str(folder)).append("trial_ended", {"trial_id": "t1", "outcome": "interrupted"})
+    last = (folder / "izf_events.jsonl").read_text().splitlines()
+    assert json.loads(last[-1]) == {"event": "trial_ended", "args": {"trial_id": "t1", "outcome": "interrupted"}}
+    assert last[-2].endswith('"rep')  # the cut line stays cut, on its own
 
 
 def test_final_seeds_reach_mlflow_as_mean_and_spread(tmp_path, mlflow_server, local_ray):
@@ -379,7 +431,7 @@ def test_a_version_without_val_h_is_never_made_champion(tmp_path):
     client = Tracker(uri, "izf-hand").client
     client.create_registered_model("izf-hand")
     client.create_model_version("izf-hand", source=(tmp_path / "model").as_uri(), tags={"data_checksum": "x"})
-    assert promote(client, "izf-hand", "1") is False  # used to raise: max() of no versions with a val_h
+    assert promote(client, "izf-hand", "1").champion is None  # used to raise: max() of no versions with a val_h
     out = subprocess.run([sys.executable, "-m", "tracking.promote", "--dataset", "hand", "--mlflow-uri", uri],
                          capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.startswith("error: izf-hand version 1 has no val_h tag")

@@ -12,9 +12,12 @@ from test_lifecycle import TINY, cli, outcome
 from izf.errors import ConfigError
 from izf.presets import preset
 from izf.training import FitConfig
+from search.options import SearchOptions
 from search.run import warm_start_points
-from search.space import Dims, base_point, space
-from search.warm import fitted_points, parse_param, study_points
+from search.sampling import make_sampler
+from search.space import Dims, base_point, bind, space
+from search.warm import SOURCE_ATTRIBUTES, fitted_points, parse_param, study_points
+from tracking import Tracker
 
 SYNTHETIC, TOY = Dims(features=128, attributes=24), Dims(features=4, attributes=2)
 
@@ -54,6 +57,48 @@ def test_questions_the_earlier_point_has_no_answer_for_take_the_base_points():
     assert fitted["batch_size"] == 256 and fitted["depth"] == 7
 
 
+def test_latent_split_keeps_its_share_of_the_attributes_and_a_zero_mmd_weight_stays_off():
+    """24 attributes (synthetic) to 102 (SUN-like): clipping alone made every point 51, the range's bottom."""
+    sun_like = Dims(features=2048, attributes=102)
+    base = base_of("synthetic", sun_like)
+    points = [a_point(latent_split=n, **{SOURCE_ATTRIBUTES: 24}) for n in (12, 24, 36)]
+    assert [p["latent_split"] for p in fitted_points(space, sun_like, points, base, {})] == [51, 102, 153]
+    # Without the source's dimension (an Optuna storage URL alone): clipped into the range, as before.
+    (clipped,) = fitted_points(space, sun_like, [a_point(latent_split=12)], base, {})
+    assert clipped["latent_split"] == 51
+    # An MMD weight of 0 from a space without the use_mmd switch is the ablation: the MMD stays off.
+    older = {k: v for k, v in a_point(mmd_weight=0.0).items() if k != "use_mmd"}
+    (fitted,) = fitted_points(space, SYNTHETIC, [older], base_of("synthetic", SYNTHETIC), {})
+    assert fitted["use_mmd"] is False and "mmd_weight" not in fitted
+
+
+def test_a_warm_started_sampler_does_not_draw_its_sources_random_start_again():
+    """With the source's seed, the sampler's first random draw after one warm point was the source's first random
+    trial: the warm point itself, run twice. The warm search's sampler seed is moved off the source's."""
+    base = base_of("synthetic", SYNTHETIC)
+    bound = bind(space, SYNTHETIC)
+
+    def asked(seed: int, first: list[dict], n: int) -> list[dict]:
+        study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed, 12, {}))
+        for point in first:
+            study.enqueue_trial(point)
+        out = []
+        for i in range(n):
+            trial = study.ask()
+            bound(trial)
+            study.tell(trial, i / n)
+            out.append(trial.params)
+        return out
+
+    source = asked(SearchOptions().sampler_stream, [base], 4)
+    warm_points = [source[1]]  # a random start-up point of the source, say its best
+    warm = SearchOptions(warm_start_points=warm_points)
+    assert warm.sampler_stream != SearchOptions().sampler_stream
+    assert source[1] in asked(SearchOptions().sampler_stream, [*warm_points, base], 3)[2:]  # the waste, unmoved
+    assert not any(p in source for p in asked(warm.sampler_stream, [*warm_points, base], 5)[2:])
+    assert SearchOptions(warm_start_points=warm_points, sampler_seed=0).sampler_stream == 0  # asked for: kept
+
+
 def test_switching_a_branch_off_drops_its_parameters():
     base = base_of("synthetic", SYNTHETIC)
     (fitted,) = fitted_points(space, SYNTHETIC, [a_point(use_mmd=False)], base, {})
@@ -90,6 +135,7 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
     # The earlier search's own study, through its folder: its two best points (the sampled values; a trial's
     # config also holds what the space returned, e.g. hidden).
     best = warm_start_points(str(folder), 2, "unused")
+    assert all(p.pop(SOURCE_ATTRIBUTES) == 24 for p in best)  # synthetic's attributes, from the folder's record
     assert [{k: r[k] for k in p} for p, r in zip(best, ranked, strict=False)] == best and len(best) == 2
 
     warm = cli(tmp_path, "--dataset", "toy", "--warm-start", "izf-synthetic", "--warm-start-top", "2",
@@ -109,11 +155,19 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
 
 
 def test_a_warm_start_with_nothing_to_start_from_is_one_error_line(tmp_path):
-    for source, message in (("izf-nothing", "MLflow experiment 'izf-nothing' at sqlite:"),
-                            (f"sqlite:///{tmp_path / 'none.db'}", "holds 0 studies")):
+    empty = tmp_path / "empty.db"
+    optuna.storages.RDBStorage(f"sqlite:///{empty}")  # a storage with its tables and no study
+    for source, message in (("izf-nothing", "no such folder or file, and no MLflow store at"),
+                            (f"sqlite:///{tmp_path / 'none.db'}", "no such file"),
+                            (f"sqlite:///{empty}", "holds 0 studies")):
         refused = cli(tmp_path, "--warm-start", source)
         assert refused.returncode == 1 and refused.stderr.strip().startswith("error: --warm-start"), refused.stderr
         assert message in refused.stderr and "Traceback" not in refused.stderr
+    # Read-only: nothing was created by looking (no mlflow.db, no none.db).
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "mlflow.db").exists()
+    Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-other").experiment_id()  # a store without that experiment
+    refused = cli(tmp_path, "--warm-start", "izf-nothing")
+    assert refused.returncode == 1 and "no MLflow experiment of that name at sqlite:" in refused.stderr
 
 
 def _without(point: dict, key: str) -> dict:

@@ -80,11 +80,17 @@ def leaderboard_rows(found: list[Champion], numbers: dict, ui_url: str | None = 
             "ZSL T1": _percent(m, "test_softmax_zsl_t1", c.final_seeds), "seeds": str(c.final_seeds),
             "val H": _percent(m, "val_best_h", 1),
             "MLflow run": (c.run_id[:8], link),
-            "IZF published U / S / H": f"{paper['u']} / {paper['s']} / {paper['h']}" if paper else "—",
-            "IZF published T1": str(paper["zsl_t1"]) if paper and "zsl_t1" in paper else "—",
+            "IZF published U / S / H": " / ".join(_published(paper, k) for k in "ush") if paper else "—",
+            "IZF published T1": _published(paper, "zsl_t1") if paper and "zsl_t1" in paper else "—",
             "best later H": f"{best['h']} ({best['method']})" if best else "—",
         })
     return rows
+
+
+def _published(paper: dict, key: str) -> str:
+    """A published number, marked † where it is recalled and ‡ where derived (published.toml's `unverified`)."""
+    return f"{paper[key]}" + ("†" if key in paper.get("recalled", ()) else "") + \
+        ("‡" if key in paper.get("derived", ()) else "")
 
 
 def _cell(value: object, markdown: bool) -> str:
@@ -98,7 +104,7 @@ def _cell(value: object, markdown: bool) -> str:
 
 def _notes(numbers: dict) -> list[str]:
     protocol = numbers.get("protocol", {})
-    return [protocol[k] for k in ("ours", "izf", "best") if k in protocol]
+    return [protocol[k] for k in ("ours", "izf", "unverified", "best") if k in protocol]
 
 
 def to_markdown(rows: list[dict], numbers: dict) -> str:

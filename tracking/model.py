@@ -1,7 +1,6 @@
 """The chosen model as an MLflow pyfunc model, its registration, and the `champion` alias."""
 
 import contextlib
-import functools
 import io
 import os
 import tempfile
@@ -11,8 +10,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import torch
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+from mlflow.artifacts import download_artifacts
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema, TensorSpec
 
@@ -20,7 +21,7 @@ import izf
 import tracking
 from izf.data import default_name
 
-__all__ = ["IZFPyfunc", "log_model", "register", "promote", "beats", "model_name", "CHAMPION"]
+__all__ = ["IZFPyfunc", "log_model", "register", "trained_config", "model_name", "CHAMPION"]
 
 CHAMPION = "champion"
 ARTIFACT = "izf"
@@ -72,7 +73,7 @@ def register(client: MlflowClient, name: str, model_uri: str, tags: dict) -> str
     # MLflow prints "Successfully registered ..."; the CLI says what it registered itself.
     with _fluent_uris(client.tracking_uri), contextlib.redirect_stderr(io.StringIO()):
         version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
-    return version.version
+    return str(version.version)
 
 
 @contextlib.contextmanager
@@ -101,39 +102,15 @@ def _fluent_uris(uri: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def promote(client: MlflowClient, name: str, version: str) -> bool:
-    """Point `champion` at the best version among those on `version`'s data checksum.
-
-    Two versions compare by their mean validation H over re-evaluation seeds (`val_h_mean`) where both have
-    it, else by their single validation H (`val_h`); as that need not be transitive, the best is found in the
-    order the versions were registered, each against the best before it (what the champion would be had the
-    searches ended one after another). The alias only ever moves to a version that beats the current
-    champion on the same data. The choice is made from the registry as it is now, not from what
-    this search remembers, so two searches finishing together both leave the alias on the better of their
-    models. Returns whether `version` is the champion afterwards.
-    """
-    tags = client.get_model_version(name, version).tags
-    checksum = tags.get("data_checksum")
-    if "val_h" not in tags:
-        return False  # not a search's model (registered by hand?): the rule has nothing to compare it by
-    for _ in range(5):  # re-read after each move: another search may have registered a better one meanwhile
-        same_data = [v for v in client.search_model_versions(f"name = '{name}'")
-                     if v.tags.get("data_checksum") == checksum and "val_h" in v.tags]
-        in_order = sorted(same_data, key=lambda v: int(v.version))  # the rule need not be transitive: fix the order
-        best = functools.reduce(lambda a, b: b if beats(b, a) else a, in_order)
-        try:
-            current = client.get_model_version_by_alias(name, CHAMPION)
-        except MlflowException:
-            current = None
-        if current is not None and current.tags.get("data_checksum") == checksum and "val_h" in current.tags \
-                and not beats(best, current):
-            return current.version == version
-        client.set_registered_model_alias(name, CHAMPION, best.version)
-    return best.version == version
+def model_file(client: MlflowClient, version: ModelVersion) -> bytes:
+    """The IZF model file (izf.io format) inside a registered version's pyfunc model."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # not a bar of 40 files on the console
+    with _fluent_uris(client.tracking_uri), tempfile.TemporaryDirectory() as folder:
+        local = Path(download_artifacts(artifact_uri=version.source, dst_path=folder))
+        (path,) = local.rglob("model.pt")
+        return path.read_bytes()
 
 
-def beats(a: "ModelVersion", b: "ModelVersion") -> bool:  # noqa: F821
-    """Whether version `a` is better than `b`: by mean validation H where both have one, else by validation H;
-    the older version wins a tie."""
-    key = "val_h_mean" if "val_h_mean" in a.tags and "val_h_mean" in b.tags else "val_h"
-    return (float(a.tags[key]), -int(a.version)) > (float(b.tags[key]), -int(b.version))
+def trained_config(client: MlflowClient, version: ModelVersion) -> dict:
+    """The FitConfig (as a dict) a registered version's model was trained with: its first final seed's."""
+    return torch.load(io.BytesIO(model_file(client, version)), map_location="cpu", weights_only=True)["config"]

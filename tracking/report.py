@@ -15,7 +15,7 @@ import pandas as pd
 
 from izf.errors import IZFError
 from tracking.leaderboard import champions, leaderboard_rows, published, to_html, to_markdown
-from tracking.tracker import Tracker, default_tracking_uri
+from tracking.tracker import Tracker, default_tracking_uri, require_store
 
 
 def comparison_table(tracker: Tracker) -> pd.DataFrame:
@@ -51,14 +51,19 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "'champion') beside the published IZF numbers")
     parser.add_argument("--datasets", help="--leaderboard: these datasets, in this order (default: every dataset "
                                            "with a champion)")
-    parser.add_argument("--out", default="leaderboard", help="--leaderboard: write OUT.md and OUT.html")
+    parser.add_argument("--out", default="leaderboard", help="--leaderboard: write OUT.md and OUT.html (a folder: "
+                                                             "OUT/leaderboard.md and .html)")
     parser.add_argument("--ui-url", help="--leaderboard: the MLflow UI's address, to link each run")
     parser.add_argument("--mlflow-uri", default=None, help="default $MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlflow.db")
     args = parser.parse_args(argv)
     uri = args.mlflow_uri or default_tracking_uri()
+    require_store(uri)
     if args.leaderboard:
         datasets = [d.strip().lower() for d in args.datasets.split(",")] if args.datasets else None
-        markdown, files = write_leaderboard(Tracker(uri, "").client, Path(args.out), datasets, args.ui_url)
+        out = Path(args.out)
+        if args.out.endswith("/") or out.is_dir():  # a folder: its leaderboard.md and .html
+            out = out / "leaderboard"
+        markdown, files = write_leaderboard(Tracker(uri, "").client, out, datasets, args.ui_url)
         if not files:
             print(f"error: no champion in the registry at {uri}{' for ' + args.datasets if datasets else ''}; "
                   "run a search first (python search/run.py)", file=sys.stderr)

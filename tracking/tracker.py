@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from mlflow.exceptions import MlflowException
 
 from izf.errors import ConfigError
 
-__all__ = ["Tracker", "default_tracking_uri", "metrics_of", "NOISE_KEYS"]
+__all__ = ["Tracker", "default_tracking_uri", "require_store", "metrics_of", "NOISE_KEYS"]
 
 log = logging.getLogger(__name__)
 PARENT_TAG, TRIAL_TAG, OUTCOME_TAG = "izf.experiment_path", "izf.trial_id", "izf.outcome"
@@ -53,6 +52,13 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
+def require_store(uri: str, flag: str = "--mlflow-uri") -> None:
+    """A command that only reads must not create a store: a sqlite file that is not there is an error."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"no MLflow store at {uri.removeprefix('sqlite:///')} ({flag} {uri}); run a search "
+                          f"first, or give the store's URI with {flag}")
+
+
 def metrics_of(result: dict) -> dict[str, float]:
     """The numeric measurements of one Tune result (noise keys and non-finite values dropped)."""
     out = {}
@@ -72,14 +78,6 @@ def param_text(value: object) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 class Tracker:
     """MLflow runs of one search: `start` the parent, then trial runs, then `finish`."""
 
@@ -95,6 +93,7 @@ class Tracker:
         self.offline_until = 0.0
         self.search_folder: str | None = None  # the search's Ray folder, named in the outage message
         self.search_id: str | None = None
+        self.ended: str | None = None  # how `end` last ended the parent run
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables..."
@@ -169,12 +168,16 @@ class Tracker:
         runs = self.client.search_runs([self.experiment_id()], filter_string=query, max_results=1)
         return runs[0].info.run_id if runs else None
 
+    def knows_search(self, search_id: str) -> bool:
+        """Whether the store holds this search's parent run (a store that was replaced or moved does not)."""
+        return self.find_run(**{SEARCH_TAG: search_id, ROLE_TAG: "search"}) is not None
+
     def start(self, search_id: str, experiment_path: str, params: dict, tags: dict | None = None, *,
               reopen: bool = True, role: str = "search") -> str | None:
         """Create the search's parent run, or find the one of the same search id (and mark it running again
         for a resumed search, `reopen`). A new search never finds another search's run. (role "campaign":
         a campaign's run, search_id its campaign id.)"""
-        self.search_folder, self.search_id = experiment_path, search_id
+        self.search_folder, self.search_id, self.ended = experiment_path, search_id, None
 
         def start() -> str:
             run_id = self.find_run(**{SEARCH_TAG: search_id, ROLE_TAG: role})
@@ -276,9 +279,11 @@ class Tracker:
 
     def end(self, how: str, message: str = "") -> None:
         """End the parent run: "finished", "interrupted" (KILLED; the search can be resumed) or "failed".
-        Trial runs still open are closed as interrupted first (a resumed search reopens them)."""
-        if self.parent_id is None:
+        Trial runs still open are closed as interrupted first (a resumed search reopens them). A search that
+        finished stays finished: a signal while its champion is decided does not make it interrupted."""
+        if self.parent_id is None or (self.ended == "finished" and how != "finished"):
             return
+        self.ended = how
         if how != "finished":
             for trial_id in self.open_trial_runs():
                 self.end_trial(trial_id, "interrupted")
