@@ -1,5 +1,6 @@
 """Save a trained IZF with what prediction needs, and load it back (torch.load(weights_only=True))."""
 
+import io
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from izf.errors import DataError
 from izf.model import IZF
 from izf.training import FitConfig, FitResult, build_model
 
-__all__ = ["TrainedIZF", "save_model", "load_model"]
+__all__ = ["TrainedIZF", "save_model", "load_model", "model_bytes", "model_state"]
 
 
 class TrainedIZF:
@@ -54,6 +55,21 @@ def save_model(path: Path | str, result: FitResult, split: Split) -> None:
         },
         path,
     )
+
+
+def model_bytes(result: FitResult, split: Split) -> bytes:
+    """`save_model`'s file as bytes, written from the CPU (the result's model and classifier are moved there), so
+    that it loads anywhere and two files of the same training compare equal."""
+    result.model.cpu()
+    result.classifier.linear.cpu()
+    buffer = io.BytesIO()
+    save_model(buffer, result, split)
+    return buffer.getvalue()
+
+
+def model_state(data: bytes) -> dict:
+    """The plain dict a model file holds (its config, weights, scaling, class names), on the CPU."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def load_model(path: Path | str, *, device: str = "cpu") -> TrainedIZF:

@@ -88,17 +88,9 @@ def final_key(chosen_trial: str, config: dict, final_seeds: int) -> str:
 
 
 def _fit(split: Split, config: dict, threads: int, keep_model: bool) -> tuple[dict, bytes | None]:
-    import io
-
-    from izf.io import save_model
+    from izf.io import model_bytes
     from izf.training import fit
     from search.trainable import worker_device
 
     result = fit(split, FitConfig.from_dict({**config, "device": worker_device(threads)}))
-    if not keep_model:
-        return dict(result.metrics), None
-    result.model.cpu()
-    result.classifier.linear.cpu()
-    buffer = io.BytesIO()
-    save_model(buffer, result, split)
-    return dict(result.metrics), buffer.getvalue()
+    return dict(result.metrics), model_bytes(result, split) if keep_model else None

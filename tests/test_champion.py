@@ -4,7 +4,6 @@ The counterexamples are the review's (issue 21); each one fails on the rule befo
 both versions have it, else val_h, in registration order). The challenges retrain real model files' configs."""
 
 import dataclasses
-import io
 import itertools
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import torch
 from mlflow import MlflowClient
 
 from izf.data import load_benchmark, make_split, synthetic, write_xlsa17
-from izf.io import save_model
+from izf.io import model_bytes
 from izf.training import FitConfig, fit
 from tracking import Tracker
 from tracking.champion import CHALLENGE_SEED, Measure, challenge_split, promote
@@ -116,11 +115,9 @@ def _model_version(client: MlflowClient, name: str, config: dict, **tags: object
     artifacts beside the store, not in the current folder)."""
     split = make_split(BENCH, "test", seed=0)
     result = fit(split, FitConfig(**config, seed=0))
-    buffer = io.BytesIO()
-    save_model(buffer, result, split)
     tracker = Tracker(client.tracking_uri, name)
     run = client.create_run(tracker.experiment_id()).info.run_id
-    uri = log_model(client, run, buffer.getvalue(), split.feature_dim)
+    uri = log_model(client, run, model_bytes(result, split), split.feature_dim)
     client.set_terminated(run)
     return register(client, name, uri, {"data_checksum": BENCH.checksum(), "split_seed": 0, "parent_run_id": run,
                                         **tags})

@@ -10,7 +10,6 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import torch
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.entities.model_registry import ModelVersion
@@ -20,6 +19,7 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 import izf
 import tracking
 from izf.data import default_name
+from izf.io import model_state
 
 __all__ = ["IZFPyfunc", "log_model", "register", "trained_config", "model_name", "CHAMPION"]
 
@@ -113,4 +113,4 @@ def model_file(client: MlflowClient, version: ModelVersion) -> bytes:
 
 def trained_config(client: MlflowClient, version: ModelVersion) -> dict:
     """The FitConfig (as a dict) a registered version's model was trained with: its first final seed's."""
-    return torch.load(io.BytesIO(model_file(client, version)), map_location="cpu", weights_only=True)["config"]
+    return model_state(model_file(client, version))["config"]

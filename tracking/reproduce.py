@@ -15,7 +15,6 @@ nondeterministic kernels allow GPU_TOLERANCE. Exit status: 0 reproduced, 1 not (
 """
 
 import argparse
-import io
 import sys
 import time
 
@@ -27,6 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from izf.device import choose_device
 from izf.errors import IZFError
+from izf.io import model_state
 from izf.provenance import UNKNOWN, CodeVersion, code_version
 from tracking.model import model_file, model_name
 from tracking.retrain import load_same_data, retrain_on_test
@@ -106,8 +106,7 @@ def compare_weights(registered: bytes, retrained: bytes, tolerance: float) -> tu
     """Compare two izf.io model files entry by entry: tensors bitwise (tolerance 0) or within `tolerance` of
     their largest |value|, plain values by equality. Returns how many entries were compared and those that
     differ."""
-    a = torch.load(io.BytesIO(registered), map_location="cpu", weights_only=True)
-    b = torch.load(io.BytesIO(retrained), map_location="cpu", weights_only=True)
+    a, b = model_state(registered), model_state(retrained)
     compared, differ = 0, []
 
     def walk(x: object, y: object, path: str) -> None:
@@ -167,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if (why := _code_differs(code)) and not args.allow_code_change:
             raise NotReproducible(f"{why}; or --allow-code-change to retrain with this code")
         file = model_file(client, version)
-        config, device = torch.load(io.BytesIO(file), map_location="cpu", weights_only=True)["config"], \
-            choose_device()
+        config, device = model_state(file)["config"], choose_device()
     except (NotReproducible, IZFError, MlflowException, KeyError) as e:
         what = f"missing param {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
         print(f"error: {what}", file=sys.stderr)

@@ -1,12 +1,11 @@
 """A registered model's config retrained in this process with izf alone: on the test protocol (reproduce) and on
 a validation split (a champion challenge decided by `python -m tracking.promote`)."""
 
-import io
-
 import torch
 
 from izf.data import Benchmark, load_benchmark, make_split
 from izf.errors import DataError
+from izf.io import model_bytes
 from izf.metrics import over_seeds
 from izf.presets import feature_scaling
 from izf.training import FitConfig, fit
@@ -28,8 +27,6 @@ def retrain_on_test(bench: Benchmark, split_seed: int, config: dict, final_seeds
                     device: torch.device) -> tuple[dict, dict, list[dict], bytes]:
     """Every final seed retrained on the test protocol as the search did: the test metrics' mean and spread,
     each seed's own, and the first seed's model file (izf.io format)."""
-    from izf.io import save_model
-
     split = make_split(bench, "test", features=feature_scaling(bench.name), seed=split_seed)
     torch.set_num_threads(threads)
     first, runs, model_file = int(config["seed"]), [], b""
@@ -37,11 +34,7 @@ def retrain_on_test(bench: Benchmark, split_seed: int, config: dict, final_seeds
         result = fit(split, FitConfig.from_dict({**config, "seed": first + i, "device": str(device)}))
         runs.append(dict(result.metrics))
         if i == 0:
-            result.model.cpu()
-            result.classifier.linear.cpu()
-            buffer = io.BytesIO()
-            save_model(buffer, result, split)
-            model_file = buffer.getvalue()
+            model_file = model_bytes(result, split)
     mean, spread = over_seeds(runs)
     return mean, spread, runs, model_file
 

@@ -14,6 +14,7 @@ import argparse
 import inspect
 import json
 import sys
+from pathlib import Path
 
 from izf.data import default_name
 from izf.errors import DataError
@@ -29,8 +30,6 @@ ARGUMENTS = {name: tuple(inspect.signature(getattr(MLflowRecorder, name)).parame
 
 def _folder(folder: str) -> str:
     """A local folder as an absolute path; a remote one (s3://...) as it is."""
-    from pathlib import Path
-
     return folder.rstrip("/") if "://" in folder else str(Path(folder).resolve())
 
 
