@@ -1,6 +1,6 @@
 """What one trial checkpoint costs at a dataset's shapes, beside the training it protects.
 
-A search trial checkpoints with its reports (search/trainable.py): fit copies its state (model,
+A search trial checkpoints with its reports (search/running/trainable.py): fit copies its state (model,
 Adam moments, generator, batch order), torch.save writes it to a temporary folder, and Tune copies
 that folder into the experiment's storage. This times each part on the FitConfig a trial would use,
 and the training steps between two reports (eval_every) on the same machine.

@@ -55,7 +55,7 @@ def packed(args: argparse.Namespace) -> dict:
     import ray
     from ray import tune
 
-    from search.trainable import train_izf
+    from search.running.trainable import train_izf
 
     trials = args.trials or args.per_gpu
     gpus = 1.0 if torch.cuda.is_available() else 0.0

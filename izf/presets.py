@@ -13,7 +13,7 @@ __all__ = ["preset", "feature_scaling"]
 #     ~17 min; an evaluation (400 generated per unseen class, the softmax trained 20 epochs) took 10-30 s on
 #     synthetic-sun-small.
 #   centres "batch", prototypes_per_step 0 (every class in the batch), mmd_scale "fixed": the author's forms;
-#     the alternatives for SUN's 1.2 images per class per batch are searched dimensions (search/space.py),
+#     the alternatives for SUN's 1.2 images per class per batch are searched dimensions (search/preparing/space.py),
 #     measured in docs/benchmarks.md ("SUN's class structure").
 # The built-in datasets are small; the paper's defaults (FitConfig) are for the 2048-d benchmarks.
 # Toy: the author's toy flow (depth 3, subnet width 2, lr 5e-3, batch 384) with learned LU mixing, so the

@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, fields
 
 from izf.data import DATASET_NAMES, load_dataset
@@ -19,9 +20,9 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _progress(protocol: str) -> "Callable[[dict], None]":  # noqa: F821
+def _progress(protocol: str) -> Callable[[dict, Callable[[], dict]], None]:
     """The line printed at each evaluation: validation H and the best so far, or the one test measurement."""
-    def show(row: dict) -> None:
+    def show(row: dict, state: Callable[[], dict]) -> None:
         if protocol == "val":
             print(f"step {row['step']:>6}  loss {row['loss']:+.4f}  val H {100 * row['h']:.2f}  "
                   f"best {100 * row['best_h']:.2f}", file=sys.stderr)
@@ -31,6 +32,7 @@ def _progress(protocol: str) -> "Callable[[dict], None]":  # noqa: F821
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `python -m izf.train` with `argv`; return its exit status."""
     parser = argparse.ArgumentParser(prog="python -m izf.train", description=__doc__)
     parser.add_argument("--dataset", required=True, help=", ".join(DATASET_NAMES))
     parser.add_argument("--data-root", default=None, help="xlsa17 folder (default: $IZF_DATA or the cache)")

@@ -341,8 +341,7 @@ def fit(
     data: Split,
     config: FitConfig | None = None,
     *,
-    report: Callable[[dict], None] | None = None,
-    checkpoint: Callable[[dict], None] | None = None,
+    report: Callable[[dict, Callable[[], dict]], None] | None = None,
     resume: dict | None = None,
 ) -> FitResult:
     """Train IZF on `data.train_*` and evaluate on its seen/unseen evaluation sets.
@@ -350,12 +349,13 @@ def fit(
     Arguments:
         data: a Split (protocol "val" for model selection, "test" for the final measurement).
         config: hyperparameters (default FitConfig()).
-        report: called after every evaluation with a dict: step, loss terms, samples_per_s,
+        report: `report(row, state)` after every evaluation. `row`: step, loss terms, samples_per_s,
             the metrics of both classifiers (fractions), `h` (the select_by classifier's H), best_h,
             and the seconds spent so far in training steps (train_seconds) and evaluations (eval_seconds).
-        checkpoint: called right before each report with the full training state (a dict of
-            tensors and plain values, loadable with torch.load(weights_only=True)).
-        resume: a state given to `checkpoint` earlier; training continues from it exactly.
+            `state()`: the full training state now (a dict of tensors and plain values, loadable with
+            torch.load(weights_only=True)); it copies the model and the optimizer (~360 MB at SUN's shapes),
+            so call it only for a checkpoint that is kept.
+        resume: a state `state()` returned earlier; training continues from it exactly.
 
     Raises:
         DivergenceError: the loss became NaN or Inf.
@@ -423,10 +423,8 @@ def fit(
         history.append(row)
         terms_sum.zero_()
         terms_count = 0
-        if checkpoint is not None:
-            checkpoint(state())
         if report is not None:
-            report(dict(row))
+            report(dict(row), state)
     if classifier is None:  # resumed from a state saved after the last step
         metrics, classifier = _evaluate(model, tensors, c, step)
     return FitResult(model.eval(), classifier, c, metrics, best, history)

@@ -1,10 +1,30 @@
 """Ray Tune + Optuna search over IZF hyperparameters, selected on validation classes only.
 
-`search.tuner.run(options)` runs a search. (It is not re-exported here as `search.run`: that name is the
-CLI module `search/run.py`, and importing it would replace the function under every later importer.)
+The folders follow a search's phases: `preparing` (before Ray: the space and its first points, which search
+a run is, its lock, the Optuna sampler and study, the Ray cluster), `running` (the driver, the trainable,
+what records and shows the trials, interrupts), `choosing` (the final choice, re-evaluation, the test
+measurement, the result). `campaign` runs one search per dataset; `cli` is `python search/run.py`.
+
+    from search import SearchOptions, run
+    result = run(SearchOptions(dataset="synthetic", num_samples=4))
 """
 
-from search.options import SearchOptions
-from search.result import SearchResult
+from __future__ import annotations
 
-__all__ = ["SearchOptions", "SearchResult"]
+from typing import TYPE_CHECKING
+
+from search.choosing.result import SearchResult
+from search.options import SearchOptions
+
+if TYPE_CHECKING:
+    from search.running.driver import run
+
+__all__ = ["SearchOptions", "SearchResult", "run"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "run":  # imported when asked for: it brings Ray in
+        from search.running.driver import run
+
+        return run
+    raise AttributeError(f"module 'search' has no attribute {name!r}")

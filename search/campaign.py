@@ -13,35 +13,30 @@ settings; the campaign's record, `<storage>/<name>/<campaign id>/izf_campaign.js
 A search that fails (every trial diverged, say) is recorded as failed and the campaign goes on.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from collections.abc import Callable
 
 from izf.data import GZSL_BENCHMARKS, available, check_available, default_name
 from izf.errors import ConfigError, IZFError
-from search.lifecycle import conflicting_options, open_search
-from search.lock import NameLock
+from record import CampaignRecord, campaigns_of, name_folder, new_search_id, now, searches_of
 from search.options import SearchOptions
-from search.record import SearchRecord, new_search_id, now, searches_of
+from search.preparing.identity import OpenedSearch, conflicting_options, open_search, resumed
+from search.preparing.lock import NameLock
 
-__all__ = ["CampaignRecord", "campaign_datasets", "is_campaign", "open_campaign", "run_campaign", "campaigns_of",
-           "CAMPAIGN_FILE", "DEFAULT_NAME"]
+__all__ = ["campaign_datasets", "is_campaign", "open_campaign", "run_campaign", "print_campaign", "DEFAULT_NAME"]
 
-CAMPAIGN_FILE = "izf_campaign.json"
 DEFAULT_NAME = "izf-campaign"
 
 
-class CampaignRecord(SearchRecord):
-    """A campaign's izf_campaign.json. Keys: campaign_id, name, folder, status (one of STATUSES), started_at,
-    resumed_at, ended_at, datasets (in order), options (the SearchOptions every search starts with, dataset
-    aside), and searches: per dataset, its search's name, id, folder and status, and once it ended its
-    validation and test metrics and where MLflow holds it (or its error)."""
-
-    FILE = CAMPAIGN_FILE
-
-
-def is_campaign(dataset: str) -> bool:
-    """Whether --dataset names several datasets (a,b,c) or all."""
-    return "," in dataset or dataset.strip().lower() == "all"
+def is_campaign(options: SearchOptions) -> bool:
+    """--dataset a,b,c or all; or --resume of a name that holds campaigns (not searches)."""
+    if "," in options.dataset or options.dataset.strip().lower() == "all":
+        return True
+    name = options.name
+    return bool(options.resume and name) and not searches_of(options.storage_uri, name) and \
+        bool(campaigns_of(options.storage_uri, name))
 
 
 def campaign_datasets(text: str, data_root: str | None) -> list[str]:
@@ -61,31 +56,24 @@ def campaign_datasets(text: str, data_root: str | None) -> list[str]:
     return names
 
 
-def campaigns_of(storage_uri: str, name: str) -> list[CampaignRecord]:
-    return searches_of(storage_uri, name, kind=CampaignRecord)
-
-
 def open_campaign(options: SearchOptions, datasets: list[str] | None, given: dict) -> CampaignRecord:
     """A new campaign over `datasets` (its record written), or, with options.resume, the newest campaign of
     options.name (or the one with that id), whose settings cannot change."""
     name = options.name or DEFAULT_NAME
     if not options.resume:
         campaign_id = new_search_id()
-        folder = f"{options.storage_uri.rstrip('/')}/{name}/{campaign_id}"
+        folder = f"{name_folder(options.storage_uri, name)}/{campaign_id}"
         record = CampaignRecord(folder, {
             "campaign_id": campaign_id, "name": name, "folder": folder, "status": "running",
             "started_at": now(), "resumed_at": [], "datasets": datasets,
             "options": dataclasses.replace(options, name=None, resume=False).to_record(), "searches": {}})
         record.save()
         return record
-    found = campaigns_of(options.storage_uri, name)
-    if options.resume is not True:
-        found = [r for r in found if r["campaign_id"] == options.resume]
-    if not found:
+    record = resumed(campaigns_of(options.storage_uri, name), options.resume, "campaign_id")
+    if record is None:
         which = "" if options.resume is True else f" with id {options.resume}"
         raise ConfigError(f"--resume: no campaign named {name!r}{which} under {options.storage_uri}; check --name "
                           "and --storage-path")
-    record = found[-1]
     conflicts = conflicting_options(SearchOptions.from_record(record["options"]), given)
     if conflicts:
         raise ConfigError(f"--resume continues campaign {record['campaign_id']} with the settings it was started "
@@ -96,9 +84,9 @@ def open_campaign(options: SearchOptions, datasets: list[str] | None, given: dic
 
 
 def run_campaign(options: SearchOptions, datasets: list[str] | None, given: dict,
-                 search: Callable[[SearchOptions, SearchRecord | None, dict], dict], emit: Callable) -> CampaignRecord:
+                 search: Callable[[OpenedSearch, dict], dict], emit: Callable) -> CampaignRecord:
     """Start a campaign over `datasets` (or resume one: see open_campaign) and run each dataset's search in
-    order with `search(options, record, notes)` (the search opened: a new one, record None, or the one to
+    order with `search(opened, notes)` (the search opened: a new one, record None, or the one to
     resume), which returns the search's outcome (validation and test metrics, MLflow's parent run and
     version) or raises. A finished search is not run again. `emit(event, campaign=...)` is told
     campaign_started, search_ended (per dataset) and campaign_ended. One driver per campaign name at a time.
@@ -107,7 +95,7 @@ def run_campaign(options: SearchOptions, datasets: list[str] | None, given: dict
     if datasets and name in {default_name(d) for d in datasets}:
         raise ConfigError(f"--name {name}: that is the name of one of the campaign's searches; name the campaign "
                           f"otherwise (default {DEFAULT_NAME})")
-    lock = NameLock(f"{options.storage_uri.rstrip('/')}/{name}")
+    lock = NameLock(name_folder(options.storage_uri, name))
     lock.acquire(f"a campaign of {name}")
     try:
         record = open_campaign(options, datasets, given)
@@ -120,13 +108,14 @@ def run_campaign(options: SearchOptions, datasets: list[str] | None, given: dict
                 continue
             one = dataclasses.replace(stored, **runtime, dataset=dataset, name=None,
                                       resume=entry.get("search_id") or False, search_id=None)
-            one, search_record = open_search(one)
+            opened = open_search(one)
+            one = opened.options
             record["searches"][dataset] = entry = {"name": one.experiment_name, "search_id": one.search_id,
                                                    "folder": one.experiment_path, "status": "running"}
             record.save()
             notes = {"campaign": {"campaign_id": record["campaign_id"], "name": record["name"]}}
             try:
-                entry.update(search(one, search_record, notes), status="finished")
+                entry.update(search(opened, notes), status="finished")
             except KeyboardInterrupt as e:
                 entry["status"] = "interrupted"
                 record.mark("interrupted", signal=getattr(e, "signal_name", "SIGINT"))
@@ -148,3 +137,17 @@ def run_campaign(options: SearchOptions, datasets: list[str] | None, given: dict
         return record
     finally:
         lock.release()
+
+
+def print_campaign(campaign: dict) -> None:
+    """The campaign's searches, one line each: their validation and test metrics, or how they ended."""
+    print(f"\n=== campaign {campaign['campaign_id']} ({campaign['name']}): {campaign['status']} ===")
+    for dataset in campaign["datasets"]:
+        entry = campaign["searches"].get(dataset, {"status": "not started"})
+        if entry["status"] == "finished":
+            test, val = entry["test"], entry["val"]
+            print(f"  {dataset:<20} val H {100 * val['best_h']:.2f}   test U {100 * test['softmax_u']:.2f}  "
+                  f"S {100 * test['softmax_s']:.2f}  H {100 * test['softmax_h']:.2f}   "
+                  f"({entry['name']}/{entry['search_id']})")
+        else:
+            print(f"  {dataset:<20} {entry['status']}{': ' + entry['error'] if entry.get('error') else ''}")

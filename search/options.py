@@ -7,6 +7,7 @@ from pathlib import Path
 
 from izf.data import default_name
 from izf.errors import ConfigError
+from record import name_folder
 
 __all__ = ["SearchOptions", "SAMPLERS", "SCHEDULERS", "OBJECTIVES"]
 
@@ -98,10 +99,12 @@ class SearchOptions:
                                   "(--max-steps, else the dataset preset's); lower it or raise --max-steps")
 
     def to_record(self) -> dict:
+        """Every setting as plain values (the record's `options`)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_record(cls, values: dict) -> "SearchOptions":
+        """The options a record holds (settings this code no longer knows are left out)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -116,6 +119,7 @@ class SearchOptions:
 
     @property
     def experiment_name(self) -> str:
+        """The search's name: --name, else izf-<dataset>."""
         return self.name or default_name(self.dataset)
 
     @property
@@ -133,7 +137,7 @@ class SearchOptions:
     @property
     def name_folder(self) -> str:
         """Where the searches of this name keep their folders: <storage>/<name>."""
-        return f"{self.storage_uri.rstrip('/')}/{self.experiment_name}"
+        return name_folder(self.storage_uri, self.experiment_name)
 
     @property
     def experiment_path(self) -> str:

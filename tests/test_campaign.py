@@ -11,9 +11,10 @@ from html.parser import HTMLParser
 import pytest
 from conftest import newest_search
 from mlflow import MlflowClient
-from test_lifecycle import RUN, TINY, cli, outcome, signalled_after_a_report
+from test_interrupts import signalled_after_a_report
+from test_lifecycle import RUN, TINY, cli, outcome
 
-from search.run import main
+from search.cli import main
 from tracking.leaderboard import Champion, leaderboard_rows, published, to_markdown
 
 DATASETS = ("synthetic", "synthetic-sun-small")

@@ -87,7 +87,7 @@ def _as_ray_up_writes_it(config: dict) -> dict:
 
 
 def test_gpu_check_knows_the_autoscaler_can_add_gpu_workers(tmp_path, monkeypatch):
-    import search.cluster as cluster
+    import search.preparing.cluster as cluster
 
     bootstrap = tmp_path / "ray_bootstrap_config.yaml"
     monkeypatch.setattr(cluster, "AUTOSCALER_CONFIG", bootstrap)

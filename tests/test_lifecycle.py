@@ -1,28 +1,21 @@
-"""A search's lifecycle as a user meets it: the CLI run twice, two at once, Ctrl-C and SIGTERM sent to the
-driver by pid, --resume, every trial failing, bad options. Real Ray, real MLflow (a sqlite store in the
-test's folder, the CLI's default), real signals."""
+"""A search's lifecycle as a user meets it: the CLI run twice, two at once, bad options, a busy name, an
+unreadable record (Ctrl-C, SIGTERM, failing and hung trials: test_interrupts.py). Real Ray, real MLflow (a sqlite
+store in the test's folder, the CLI's default)."""
 
-import contextlib
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import newest_search, reports_on_disk, trial_results
 from mlflow import MlflowClient
-from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from search.callbacks import DriverCallbacks
-from search.lifecycle import SearchFailed
-from search.lock import NameLock, SearchBusy
-from search.options import SearchOptions
-from search.tuner import run
+from search.preparing.lock import NameLock, SearchBusy
+from search.running.callbacks import DriverCallbacks
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "search" / "run.py")]
@@ -55,7 +48,20 @@ def outcome(process: subprocess.CompletedProcess) -> dict:
 
 
 def test_the_main_command_twice_gives_two_searches_each_with_its_own_runs(tmp_path):
-    first = cli(tmp_path, *TINY, "--num-samples", "2", "--max-steps", "80", "--eval-every", "40", "--json")
+    """Started twice at once on a new store, one driver runs and the other is refused (one driver per name); then
+    the command again: two searches, each with its own folder, runs and model version."""
+    command = [*RUN, *TINY, "--num-samples", "2", "--max-steps", "80", "--eval-every", "40", "--json"]
+    drivers = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    results = [subprocess.CompletedProcess(command, d.wait(timeout=300), *d.communicate()) for d in drivers]
+    assert sorted(r.returncode for r in results) == [0, 1], [r.stderr[-2000:] for r in results]
+    first, refused = sorted(results, key=lambda r: r.returncode)
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: ") and "is in use" in refused.stderr
+    assert "Traceback" not in refused.stderr and outcome(refused)["status"] == "failed"
+    parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 2
+    assert len(versions_of(tmp_path)) == 1
+
     second = cli(tmp_path, *TINY, "--num-samples", "1", "--max-steps", "40", "--eval-every", "40", "--json")
     assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
     a, b = outcome(first), outcome(second)
@@ -85,199 +91,30 @@ def test_the_main_command_twice_gives_two_searches_each_with_its_own_runs(tmp_pa
     assert "Traceback" not in first.stderr + second.stderr and "Warning" not in first.stderr + second.stderr
 
 
-def test_two_searches_of_one_name_at_once_on_a_new_store(tmp_path):
-    command = [*RUN, *TINY, "--num-samples", "2", "--max-steps", "80", "--eval-every", "40", "--name", "same"]
-    drivers = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
-    results = [(d.wait(timeout=300), *d.communicate()) for d in drivers]
-    codes = sorted(code for code, _, _ in results)
-    assert codes == [0, 1], [err[-2000:] for _, _, err in results]
-    refused = next(err for code, _, err in results if code == 1)
-    assert refused.strip().splitlines()[-1].startswith("error: ") and "is in use" in refused
-    assert "Traceback" not in refused
-    parents, children = runs_of(tmp_path)
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 2
-    assert len(versions_of(tmp_path)) == 1
-
 
 RACE = """
-import sys, time
+import os, sys, time
 sys.path.insert(0, {root!r})
 from tracking import Tracker
-while time.time() < {start}:
+print("ready", flush=True)
+while not os.path.exists({go!r}):
     time.sleep(0.001)
 Tracker({uri!r}, "izf-race").connect()
 """
 
 
 def test_a_new_sqlite_store_created_by_four_drivers_at_once(tmp_path):
-    """Without the creation lock, 18 of 20 such processes crashed in alembic's migrations (measured)."""
+    """Without the creation lock, 18 of 20 such processes crashed in alembic's migrations (measured). The four
+    create the store at once: each waits, its imports done, for a file the test writes when all are ready."""
     for attempt in range(3):
-        uri = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
-        code = RACE.format(root=str(ROOT), start=time.time() + 5, uri=uri)
-        procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        uri, go = f"sqlite:///{tmp_path / f'race{attempt}.db'}", tmp_path / f"go{attempt}"
+        code = RACE.format(root=str(ROOT), go=str(go), uri=uri)
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 4
+        go.touch()
         errors = [p.communicate(timeout=120)[1] for p in procs]
         assert all(p.returncode == 0 for p in procs), "\n".join(e[-1500:] for e in errors)
-
-
-def signalled_after_a_report(tmp_path: Path, command: list[str], name: str,
-                             signum: int) -> tuple[subprocess.Popen, str, str]:
-    """Start a driver, send `signum` to it alone (by pid) once one of its trials has reported; it and its output."""
-    driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not reports_on_disk(newest_search(tmp_path / "ray_results" / name)):
-            time.sleep(0.5)
-        os.kill(driver.pid, signum)
-        out, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    return driver, out, err
-
-
-def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
-    command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "1", "--max-steps", "300", "--eval-every", "100",
-               "--name", "ctrl-c"]
-    driver, out, err = signalled_after_a_report(tmp_path, command, "ctrl-c", signal.SIGINT)
-    assert driver.returncode == 130, err[-3000:]
-    assert err.strip().splitlines()[-1] == ("interrupted (SIGINT): continue with python search/run.py --resume "
-                                            "--name ctrl-c")
-    assert "test, measured once" not in out and "registered" not in out
-    folder = newest_search(tmp_path / "ray_results" / "ctrl-c")
-    record = json.loads((folder / "izf_search.json").read_text())
-    assert record["status"] == "interrupted" and record["signal"] == "SIGINT" and "final" not in record
-    (parent,), children = runs_of(tmp_path)
-    assert parent.info.status == "KILLED" and parent.data.tags["izf.status"] == "interrupted"
-    assert not any(k.startswith("test_") for k in parent.data.metrics)
-    assert children and all(c.info.status != "RUNNING" for c in children)
-    assert versions_of(tmp_path) == []
-    reports_before = {tid: len(rows) for tid, rows in trial_results(folder).items()}
-    first_driver_seconds = record["trials_seconds"]
-    assert first_driver_seconds > 0
-    # The MLflow store is lost meanwhile (moved away): the resumed search writes what came before into the new one.
-    (tmp_path / "mlflow.db").rename(tmp_path / "mlflow-before.db")
-
-    resumed = subprocess.run([*RUN, "--resume", "--name", "ctrl-c", "--json"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=400)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"had no record of search {record['search_id']}: its events were written there first (" in resumed.stderr
-    new_store = "./mlflow.db"  # not the moved file, which this process's MLflow still holds open as mlflow.db
-    done = outcome(resumed)
-    assert done["search_id"] == record["search_id"] and done["folder"] == str(folder)
-    # The summary's time is the trials' over both drivers, not the resumed one's alone.
-    final = json.loads((folder / "izf_search.json").read_text())["final"]
-    assert final["search_seconds"] > first_driver_seconds
-    after = trial_results(folder)
-    assert len(after) == 3 and all(rows[-1]["step"] == 300 for rows in after.values())
-    for tid, n in reports_before.items():  # continued from checkpoints: no report made twice
-        assert [r["step"] for r in after[tid]] == sorted({r["step"] for r in after[tid]}) and len(after[tid]) >= n
-    (parent,), children = runs_of(tmp_path, database=new_store)
-    assert parent.info.status == "FINISHED" and parent.data.tags["izf.status"] == "finished"
-    assert parent.data.metrics["test_softmax_h"] == pytest.approx(done["test"]["softmax_h"])
-    assert parent.data.tags["izf.final_key"] and len(children) == 3
-    assert all(c.info.status == "FINISHED" for c in children)
-    client = MlflowClient(f"sqlite:///{tmp_path}/{new_store}")
-    for child in children:  # every report, those before the interruption included
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "step_logged")]
-        assert sorted(steps) == [r["step"] for r in after[child.data.tags["izf.trial_id"]]]
-    (version,) = versions_of(tmp_path, database=new_store)
-    assert version.tags["parent_run_id"] == parent.info.run_id and done["mlflow"]["registered"]
-    assert done["mlflow"]["champion"] is True
-
-    # Resuming the finished search records nothing new; changed settings are refused before any work.
-    again = cli(tmp_path, "--resume", "--name", "ctrl-c", "--json")
-    assert again.returncode == 0 and outcome(again)["mlflow"]["registered"] is False
-    assert "had no record" not in again.stderr  # the store has it now: nothing replayed
-    assert len(versions_of(tmp_path, database=new_store)) == 1 and len(runs_of(tmp_path, database=new_store)[0]) == 1
-    for flags, message in ((["--num-samples", "9"], "cannot change: --num-samples 9 (the search has 3)"),
-                           (["--mlflow-uri", f"sqlite:///{tmp_path / 'other.db'}"], "this search records to")):
-        refused = cli(tmp_path, "--resume", "--name", "ctrl-c", *flags)
-        assert refused.returncode == 1 and message in refused.stderr, refused.stderr[-2000:]
-
-
-def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
-    command = [*RUN, *TINY, "--num-samples", "2", "--max-steps", "2000", "--eval-every", "200", "--name", "term"]
-    driver, _, err = signalled_after_a_report(tmp_path, command, "term", signal.SIGTERM)
-    assert driver.returncode == 130, err[-3000:]  # Ray's own SIGTERM handler aborted the driver (134)
-    assert "interrupted (SIGTERM): continue with" in err
-    (parent,), children = runs_of(tmp_path)
-    assert parent.info.status == "KILLED" and all(c.info.status != "RUNNING" for c in children)
-
-
-def test_a_search_whose_every_trial_fails_ends_with_one_error_line(tmp_path):
-    # Noise of 1e30 on every input makes every loss NaN: each trial diverges, is retried once, diverges again.
-    failing = cli(tmp_path, *TINY, "--num-samples", "2", "--max-steps", "80", "--eval-every", "40",
-                  "--max-failures", "1", "--set", "input_noise=1e30", "--set", "check_every=10")
-    assert failing.returncode == 1
-    last = failing.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: all 2 trials failed (each after 1 retry)") and "DivergenceError" in last
-    assert "error.txt" in last and "Traceback" not in failing.stderr
-    (parent,), children = runs_of(tmp_path)
-    assert parent.info.status == "FAILED" and parent.data.tags["izf.status"] == "failed"
-    assert [c.info.status for c in children] == ["FAILED", "FAILED"]
-
-
-def test_a_time_budget_no_trial_can_report_in(tmp_path, local_ray):
-    options = SearchOptions(num_samples=2, storage_path=str(tmp_path), max_steps=4000, eval_every=2000,
-                            time_budget_s=2, fixed_params={"depth": 2, "hidden_scale": 0.25}, scheduler="none")
-    with pytest.raises(SearchFailed, match=r"no trial reported a validation H within --time-budget 2 s"):
-        run(options)
-    (record,) = (tmp_path / "izf-synthetic").glob("*/izf_search.json")
-    assert json.loads(record.read_text())["status"] == "failed"
-
-
-class _HangsTheFirstToReport(Callback):
-    """Stops (SIGSTOP) the process of the first trial to report: a worker that hangs, as on a wedged GPU."""
-
-    def __init__(self) -> None:
-        self.hung: tuple[str, int] | None = None
-
-    def on_trial_result(self, iteration: int, trials: list, trial: "Trial", result: dict, **info) -> None:
-        if self.hung is None:
-            self.hung = (trial.trial_id, result["pid"])
-            os.kill(result["pid"], signal.SIGSTOP)
-
-
-def test_a_time_budget_cuts_a_hung_trial_and_the_search_still_measures_its_choice(tmp_path, local_ray, capfd):
-    """One trial hangs after its first report; the others run; the budget ends the search (its length is far
-    more than a trial needs, so that a busy machine still gets reports in: the test asserts what happened, not how
-    fast). The hung trial ends "stopped_early" and is named as cut, the console and the summary say so, and the
-    choice is measured on test as usual."""
-    from search.summary import print_summary
-    from tracking import Tracker
-    from tracking.recorder import MLflowRecorder
-
-    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-synthetic")
-    options = SearchOptions(num_samples=200, storage_path=str(tmp_path), max_steps=40, eval_every=20,
-                            time_budget_s=45, fixed_params={"depth": 2, "hidden_scale": 0.25}, scheduler="none")
-    hang = _HangsTheFirstToReport()
-    try:
-        result = run(options, listeners=[MLflowRecorder(tracker)], callbacks=[hang])
-    finally:
-        if hang.hung is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(hang.hung[1], signal.SIGKILL)
-    print_summary(result)
-    out, err = capfd.readouterr()
-    assert "Failed to fetch metrics" not in err  # a trial queued when time ran out never ran
-    hung = hang.hung[0]
-    assert 2 <= result.n_trials < 200 and hung in result.cut_by_time_budget
-    record = json.loads((Path(result.experiment_path) / "izf_search.json").read_text())
-    assert record["status"] == "finished" and record["trials"][hung]["outcome"] == "stopped_early"
-    assert record["trials"][hung]["cut_by"] == "time budget"
-    assert all(t["outcome"] in ("completed", "stopped_early") for t in record["trials"].values())
-    assert f"time budget reached (45 s): {result.n_trials} of 200 trials started; cut short: " in out and hung in out
-    cut = ", ".join(result.cut_by_time_budget)
-    assert f": {result.n_trials} trials (0 failed, {len(result.cut_by_time_budget)} cut by the time budget: {cut}) " \
-        "in " in out and "top trials by validation H (*: cut by the time budget):" in out
-    shown = [line.split()[0] for line in out.split("top trials by validation H")[1].splitlines()[2:7]]
-    assert all(t.endswith("*") == (t.rstrip("*") in result.cut_by_time_budget) for t in shown)
-    assert 0 <= result.test["softmax_h"] <= 1 and result.chosen_trial in set(result.trials["trial_id"])
-    (parent,), children = runs_of(tmp_path)  # n_trials: the trials that started, each a run
-    assert parent.info.status == "FINISHED" and len(children) == result.n_trials == len(record["trials"])
-    assert all(c.info.status != "RUNNING" for c in children)
 
 
 def zero_byte_data(tmp_path: Path) -> str:
@@ -312,13 +149,13 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_options_fail_at_once_with_one_error_line(tmp_path, monkeypatch, capsys, args, message):
-    import search.tuner
-    from search.run import main
+    import search.running.driver
+    from search.cli import main
 
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray was started before the bad option was found")
 
-    monkeypatch.setattr(search.tuner, "start_ray", no_ray)
+    monkeypatch.setattr(search.running.driver, "start_ray", no_ray)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a-file").touch()
     fill = {"tmp": str(tmp_path), "data": zero_byte_data(tmp_path)}
@@ -414,7 +251,7 @@ def test_a_name_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path)
     second.acquire("search-b")
     second.release()
     # A driver killed by SIGKILL leaves no stale lock: the kernel drops it with the process.
-    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from search.lock import NameLock; "
+    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from search.preparing.lock import NameLock; "
             f"lock = NameLock({str(tmp_path / 'name')!r}); lock.acquire('held'); print('held', flush=True); "
             "time.sleep(600)")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -450,7 +287,7 @@ def test_an_unreadable_record_is_named_in_one_line_not_a_traceback(tmp_path):
 
 def test_best_so_far_at_a_trials_end_counts_only_trials_that_ended(capsys):
     """A trial ending at H 0 used to quote another trial's intermediate report as "best so far"."""
-    from search.progress import Progress
+    from search.running.console import Progress
 
     trials = [Trial("train_izf", trial_id=t, stub=True, config={}, experiment_tag=f"{n}_x") for n, t in
               ((1, "running"), (2, "ended"), (3, "ending"))]

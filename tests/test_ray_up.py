@@ -122,10 +122,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wheelhouse(folder: Path) -> Path:
-    """Every distribution `pip install -e .` needs, fetched while there is a network: the nodes have none."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(folder), str(ROOT)], check=True,
-                   capture_output=True, timeout=900)
+def _wheelhouse() -> Path:
+    """Every distribution `pip install -e .` needs, fetched while there is a network (the nodes have none); kept in
+    ~/.cache/izf/test-tools/ under the hash of pyproject.toml, so it is fetched again only when the dependencies
+    change."""
+    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "izf" / "test-tools"
+    folder = cache / f"wheelhouse-{key}"
+    if not folder.is_dir():
+        partial = cache / f"wheelhouse-{key}.{os.getpid()}.part"
+        shutil.rmtree(partial, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(partial), str(ROOT)], check=True,
+                       capture_output=True, timeout=900)
+        partial.rename(folder)  # whole or not at all: a download cut short is fetched again next time
     return folder
 
 
@@ -146,7 +155,7 @@ def node(tmp_path):
     for d in (home / ".config" / "pip", client / ".ssh", client / ".ray", keys, ray_tmp):
         d.mkdir(parents=True)
     (home / ".config" / "pip" / "pip.conf").write_text(
-        f"[global]\nno-index = true\nfind-links = {_wheelhouse(tmp_path / 'wheelhouse')}\n")
+        f"[global]\nno-index = true\nfind-links = {_wheelhouse()}\n")
     key = client / ".ssh" / "id_ed25519"
     for path in (key, keys / "host_ed25519"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)

@@ -17,10 +17,10 @@ from mlflow import MlflowClient
 from izf.data import load_dataset
 from izf.errors import ConfigError
 from search import SearchOptions
-from search.space import FIELDS, Dims, bind
-from search.space import space as default_space
-from search.trainable import dataset_memory
-from search.tuner import run
+from search.preparing.space import FIELDS, Dims, bind
+from search.preparing.space import space as default_space
+from search.running.driver import run
+from search.running.worker import dataset_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_DIMS = Dims(features=128, attributes=24)
@@ -30,25 +30,26 @@ QUICK = dict(max_steps=300, eval_every=100, max_concurrent=2)
 def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     study = f"sqlite:///{tmp_path / 'optuna.db'}"
     cheap = {"synthetic_per_class": 50}
+    short = dict(max_steps=160, eval_every=40, max_concurrent=2)
     options = SearchOptions(num_samples=6, storage_path=str(tmp_path / "rr"), study_storage=study,
-                            name="study-a", grace_steps=100, fixed_params=cheap, **QUICK)
+                            name="study-a", grace_steps=40, fixed_params=cheap, **short)
     result = run(options)
     trials = optuna.load_study(study_name="study-a", storage=study).trials
     assert result.n_trials == 6 and result.n_errors == 0 and len(trials) == 6
     assert all(t.value is not None for t in trials)
     steps = result.trials["step"]
-    assert (steps < 300).any(), "ASHA stopped no trial early"
+    assert (steps < 160).any(), "ASHA stopped no trial early"
     # The default point reached Optuna as its first trial, and a Tune trial ran exactly that point.
     point = trials[0].params
     assert point["depth"] == 4 and point["use_mmd"] is True and point["mmd_weight"] == 0.01
     assert point["hidden_scale"] == 1.0 and point["latent_split"] == 24  # the preset's 128 hidden, d_s = A
     ran = [rows[0]["config"] for rows in trial_results(result.experiment_path).values()]
     assert any(point.items() <= config.items() for config in ran)  # a config also holds the fields it sets
-    assert 0 <= result.test["softmax_h"] <= 1 and result.best_config["steps"] <= 300
+    assert 0 <= result.test["softmax_h"] <= 1 and result.best_config["steps"] <= 160
 
     # A second search of the same name: a folder of its own beside the first, the same Optuna study.
     again = run(SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), study_storage=study,
-                              name="study-a", fixed_params=cheap, **QUICK))
+                              name="study-a", fixed_params=cheap, **short))
     assert again.n_trials == 2 and again.search_id != result.search_id
     assert Path(again.experiment_path).parent == Path(result.experiment_path).parent
     assert len(trial_results(result.experiment_path)) == 6 and len(trial_results(again.experiment_path)) == 2
@@ -98,7 +99,7 @@ def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_p
     import torch
     from ray.tune import ExperimentAnalysis
 
-    from search.trainable import STATE_FILE
+    from search.running.trainable import STATE_FILE
     from tracking import Tracker
     from tracking.recorder import MLflowRecorder
 
@@ -141,12 +142,12 @@ def test_multi_objective_with_asha_is_refused():
 
 
 def test_cli_set_fixes_fitconfig_values_for_every_trial():
-    from search.run import parse
-    from search.tuner import _base_config
+    from search.arguments import parse
+    from search.preparing.prepared import base_config
 
     options, _, _ = parse(["--set", "subnet_precision=bfloat16", "--set", "mixing=lu", "--set", "weight_decay=0.001"])
     assert options.fit_overrides == {"subnet_precision": "bfloat16", "mixing": "lu", "weight_decay": 0.001}
-    base = _base_config(options, eval_every_default=500)
+    base = base_config(options)
     assert (base["subnet_precision"], base["mixing"], base["weight_decay"]) == ("bfloat16", "lu", 0.001)
     for bad, message in ((["--set", "nosuch=1"], "unknown FitConfig option"),
                          (["--set", "subnet_precision=bf16"], "subnet_precision must be one of"),
@@ -157,8 +158,8 @@ def test_cli_set_fixes_fitconfig_values_for_every_trial():
 
 
 def test_cli_fix_holds_space_parameters_and_bad_ones_fail_before_any_work(tmp_path):
-    from search.run import parse
-    from search.sampling import check_fixed, make_sampler
+    from search.arguments import parse
+    from search.preparing.sampling import check_fixed, make_sampler
 
     options, _, _ = parse(["--fix", "depth=3", "--fix", "hidden_scale=0.25", "--fix", "use_mmd=true"])
     assert options.fixed_params == {"depth": 3, "hidden_scale": 0.25, "use_mmd": True}
@@ -195,7 +196,7 @@ def test_checkpoint_with_every_kth_report(tmp_path, local_ray):
 
 
 def test_cli_no_base_first():
-    from search.run import parse
+    from search.arguments import parse
 
     assert parse([])[0].start_from_base is True
     assert parse(["--no-base-first"])[0].start_from_base is False
@@ -312,7 +313,7 @@ def test_the_sun_scale_options_are_searched_and_every_point_is_a_valid_fitconfig
     from dataclasses import asdict
 
     from izf.training import FitConfig
-    from search.space import fit_fields
+    from search.preparing.space import fit_fields
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
@@ -330,7 +331,7 @@ def test_the_sun_scale_options_are_searched_and_every_point_is_a_valid_fitconfig
 def test_reports_to_a_trial_the_study_already_finished_are_left_alone(tmp_path):
     """A killed driver's restored searcher may report to a trial the study saw finish after Tune's last
     snapshot; Ray's OptunaSearch would raise UpdateFinishedTrialError and end the resumed search."""
-    from search.optuna_search import ResumableOptunaSearch
+    from search.running.optuna_search import ResumableOptunaSearch
 
     def tiny(trial):
         trial.suggest_float("lr", 1e-4, 1e-2, log=True)
@@ -351,7 +352,7 @@ def test_tunes_traceback_for_a_checkpoint_already_gone_is_one_line():
     """After a killed driver, Tune logs a 20-line traceback for a checkpoint folder that is rightly gone."""
     import logging
 
-    from search.progress import quiet_console
+    from search.running.console import quiet_console
 
     quiet_console(verbose=False)
     logger, seen = logging.getLogger("ray.tune.execution.tune_controller"), []

@@ -1,6 +1,5 @@
 """Tracking against a real `mlflow server` started on 127.0.0.1 by the test and stopped by its pid."""
 
-import dataclasses
 import io
 import json
 import os
@@ -22,8 +21,9 @@ from ray.tune.experiment import Trial
 
 from izf.data import load_dataset
 from izf.io import load_model
+from record import read_events
 from search import SearchOptions
-from search.tuner import run
+from search.running.driver import run
 from tracking import Tracker
 from tracking.champion import promote
 from tracking.model import CHAMPION, register
@@ -137,12 +137,13 @@ def test_one_parent_and_a_child_run_per_trial(searched):
 def test_the_plots_are_drawn_from_the_searchs_own_optuna_study(searched, tmp_path):
     import matplotlib.image
 
+    from record.study import open_study
     from tracking.plots import plot_trials
-    from tracking.recorder import load_study, trials_table
+    from tracking.recorder import trials_table
 
     _, result, _ = searched
     record = json.loads((Path(result.experiment_path) / "izf_search.json").read_text())
-    study = load_study(record["description"]["study"])
+    study = open_study(record["description"]["study"])
     assert study is not None and len(study.trials) == result.n_trials == 4
     # The real study's points are the trials' (its distributions are the space's, conditional ones included).
     assert sorted(t.params["lr"] for t in study.trials) == sorted(result.trials["config/lr"])
@@ -260,11 +261,14 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
         assert out.returncode == 0, out.stderr[-2000:]
         snapshots.append(_snapshot(MlflowClient(uri, uri), "izf-outage"))
     assert snapshots[0] == snapshots[1]
-    # The same search with MLflow up all along, to another experiment on the same server: MLflow ends up
-    # holding the same things (run ids, times and the search's name aside).
-    clean = Tracker(uri, "izf-clean")
-    run(dataclasses.replace(options, name="clean"), listeners=[MLflowRecorder(clean)])
-    assert clean.failures == 0
+    # The same search recorded with MLflow up all along, to another experiment on the same server (its events
+    # handed to a recorder one by one, as the live search hands them): MLflow ends up holding the same things
+    # (run ids and times aside).
+    clean, (events, skipped) = Tracker(uri, "izf-clean"), read_events(result.experiment_path)
+    live = MLflowRecorder(clean)
+    for event in events:
+        getattr(live, event["event"])(**event["args"])
+    assert clean.failures == 0 and skipped == 0 and events[-1]["event"] == "search_ended"
     assert snapshots[0] == _snapshot(MlflowClient(uri, uri), "izf-clean")
     parent, children, version = snapshots[0]
     assert parent[0] == "FINISHED" and "test_softmax_h" in dict(parent[2]) and len(children) == 2
@@ -329,8 +333,9 @@ def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray, c
 
 
 def test_the_end_of_a_search_closes_the_trials_it_left_open_and_a_replay_agrees(tmp_path):
-    from search.events import EventLog, Listeners, RecordKeeper
-    from search.record import SearchRecord
+    from record import EventLog
+    from record.search import SearchRecord
+    from search.running.keeper import Listeners, RecordKeeper
     from tracking.sync import sync
 
     folder = tmp_path / "s1"
@@ -379,7 +384,7 @@ def test_sync_reads_what_it_can_and_closes_runs_by_the_records_status(tmp_path):
     them, names how many, and ends the runs as the record says (interrupted), leaving none RUNNING. A sibling
     search whose record is empty is named in one error line; the others are synced. A later append starts a
     fresh line instead of gluing onto the cut one."""
-    from search.events import EventLog
+    from record import EventLog
 
     name_folder = tmp_path / "rr" / "cut"
     folder = name_folder / "s1"

@@ -92,7 +92,7 @@ def test_saved_model_predicts_identically(tmp_path, toy_split):
 def test_resume_continues_exactly(toy_split):
     config = FitConfig(depth=2, hidden=8, steps=40, eval_every=20, synthetic_per_class=20, classifier_epochs=2)
     states = []
-    full = fit(toy_split, config, checkpoint=states.append)
+    full = fit(toy_split, config, report=lambda row, state: states.append(state()))
     resumed = fit(toy_split, config, resume=states[0])
     assert [r["step"] for r in resumed.history] == [20, 40]
     for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):

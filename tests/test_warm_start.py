@@ -13,10 +13,9 @@ from izf.errors import ConfigError
 from izf.presets import preset
 from izf.training import FitConfig
 from search.options import SearchOptions
-from search.run import warm_start_points
-from search.sampling import make_sampler
-from search.space import Dims, base_point, bind, space
-from search.warm import SOURCE_ATTRIBUTES, fitted_points, parse_param, study_points
+from search.preparing.sampling import make_sampler
+from search.preparing.space import Dims, base_point, bind, space
+from search.preparing.warm import SOURCE_ATTRIBUTES, fitted_points, parse_param, study_points, warm_start_points
 from tracking import Tracker
 
 SYNTHETIC, TOY = Dims(features=128, attributes=24), Dims(features=4, attributes=2)
@@ -134,7 +133,7 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
     ranked = [t["sampled"] for t in sorted(trials, key=lambda t: t["last"]["best_h"], reverse=True)]
     # The earlier search's own study, through its folder: its two best points (the sampled values; a trial's
     # config also holds what the space returned, e.g. hidden).
-    best = warm_start_points(str(folder), 2, "unused")
+    best = warm_start_points(str(folder), 2, from_mlflow=None)  # a folder: MLflow is not read
     assert all(p.pop(SOURCE_ATTRIBUTES) == 24 for p in best)  # synthetic's attributes, from the folder's record
     assert [{k: r[k] for k in p} for p, r in zip(best, ranked, strict=False)] == best and len(best) == 2
 

@@ -26,6 +26,7 @@ class CampaignRecorder:
         self.tracker = tracker
 
     def campaign_started(self, campaign: dict) -> None:
+        """The campaign's run, with its settings as params."""
         options = campaign["options"]
         params = {"datasets": ",".join(campaign["datasets"]),
                   **{k: options[k] for k in ("num_samples", "max_concurrent", "sampler", "scheduler", "seed",
@@ -35,6 +36,7 @@ class CampaignRecorder:
         self._describe(campaign)
 
     def search_ended(self, campaign: dict, dataset: str) -> None:
+        """One dataset's search ended: its run linked, its test metrics logged."""
         entry = campaign["searches"][dataset]
         run_id = (entry.get("mlflow") or {}).get("parent_run_id")
         if run_id and self.tracker.parent_id:
@@ -45,6 +47,7 @@ class CampaignRecorder:
         self._describe(campaign)
 
     def campaign_ended(self, campaign: dict) -> None:
+        """The campaign's run ended, with the leaderboard of its finished searches."""
         self._describe(campaign)
         if campaign["status"] != "interrupted" and self.tracker.parent_id:
             finished = [d for d in campaign["datasets"] if campaign["searches"].get(d, {}).get("status") == "finished"]

@@ -65,6 +65,7 @@ class Measure:
         return (self.kind == "mean", self.value, -int(self.version))
 
     def same_split(self, other: "Measure") -> bool:
+        """Whether both measures are on one validation split of the same data."""
         return self.split_seed is not None and (self.checksum, self.split_seed) == (other.checksum,
                                                                                      other.split_seed)
 
@@ -73,11 +74,13 @@ class Measure:
         return self.same_split(other) and self.kind == other.kind
 
     def describe(self) -> str:
+        """The measure in words: the version and its val H (its trial's own, or the mean over new seeds)."""
         what = f"val H mean {100 * self.value:.2f} over {self.n_seeds} new seeds" if self.kind == "mean" \
             else f"val H {100 * self.value:.2f} (its trial's own)"
         return f"version {self.version}'s {what}"
 
     def where(self) -> str:
+        """The validation split the measure was taken on, in words."""
         return "split seed unrecorded" if self.split_seed is None else f"split seed {self.split_seed}"
 
 

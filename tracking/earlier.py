@@ -1,17 +1,20 @@
 """The best trials of the searches an MLflow experiment holds: where a warm start can begin."""
 
+from collections.abc import Callable
+
 from mlflow import MlflowClient
 
-from tracking.tracker import ROLE_TAG
+from izf.errors import ConfigError, IZFError, first_line
+from tracking.tracker import ROLE_TAG, Tracker, require_store
 
-__all__ = ["best_trials"]
+__all__ = ["best_trials", "warm_start_reader"]
 
 SAMPLED = "search."  # a trial run's sampled values are its params named search.<parameter> (tracking.recorder)
 
 
 def best_trials(client: MlflowClient, experiment: str, top: int) -> list[dict]:
     """The sampled values of the `top` trial runs with the best validation H (metric best_h), best first, as
-    MLflow keeps them (text: see search.warm.parse_param), each with `attribute_dim`, its search's attribute
+    MLflow keeps them (text: see search.preparing.warm.parse_param), each with `attribute_dim`, its search's attribute
     dimension, where its parent run holds it. Re-evaluation runs are not trials of the search."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -33,3 +36,28 @@ def best_trials(client: MlflowClient, experiment: str, top: int) -> list[dict]:
         if len(out) == top:
             break
     return out
+
+
+def warm_start_reader(mlflow_uri: str) -> Callable[[str, int], list[dict]]:
+    """`read(experiment, top)`: best_trials of an experiment in the store at `mlflow_uri`, for --warm-start; a
+    ConfigError (naming the flag) where the store or the experiment is not there."""
+
+    def read(experiment: str, top: int) -> list[dict]:
+        try:
+            require_store(mlflow_uri)
+        except ConfigError as e:
+            raise ConfigError(f"--warm-start {experiment}: no such folder or file, and {e}") from None
+        try:
+            client = Tracker(mlflow_uri, experiment).client
+            if client.get_experiment_by_name(experiment) is None:
+                raise ConfigError(f"--warm-start {experiment}: no such folder or file, and no MLflow experiment of "
+                                  f"that name at {mlflow_uri}; name a search folder, an optuna.db, an Optuna storage "
+                                  "URL or an MLflow experiment with trials")
+            return best_trials(client, experiment, top)
+        except IZFError:
+            raise
+        except Exception as e:  # noqa: BLE001 - MLflow's, SQLAlchemy's and requests' own errors
+            raise ConfigError(f"--warm-start {experiment}: cannot read MLflow at {mlflow_uri} ({type(e).__name__}: "
+                              f"{first_line(e)}); is --mlflow-uri right?") from None
+
+    return read

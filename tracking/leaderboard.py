@@ -35,6 +35,7 @@ class Champion:
 
 
 def published(path: Path = PUBLISHED) -> dict:
+    """published.toml as read: the published numbers per dataset and method, and where they come from."""
     with open(path, "rb") as f:
         return tomllib.load(f)
 
@@ -108,12 +109,14 @@ def _notes(numbers: dict) -> list[str]:
 
 
 def to_markdown(rows: list[dict], numbers: dict) -> str:
+    """The leaderboard as a Markdown table."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r[c], True) for c in COLUMNS) + " |" for r in rows]
     return "\n".join([*lines, "", *(f"{note}\n" for note in _notes(numbers))]).rstrip() + "\n"
 
 
 def to_html(rows: list[dict], numbers: dict) -> str:
+    """The leaderboard as a standalone HTML page."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r[c], False)}</td>" for c in COLUMNS) + "</tr>\n" for r in rows)
     notes = "".join(f"<p>{html.escape(n)}</p>\n" for n in _notes(numbers))

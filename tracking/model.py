@@ -28,6 +28,7 @@ ARTIFACT = "izf"
 
 
 def model_name(dataset: str) -> str:
+    """The registered model's name for a dataset: izf-<dataset>."""
     return default_name(dataset)
 
 

@@ -1,15 +1,26 @@
 """Comparison plots of a search's trials (PNG files for the parent run)."""
 
+
+from __future__ import annotations
+
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from record.study import quiet_optuna
+
+if TYPE_CHECKING:
+    import matplotlib
+    import optuna
+
+
 __all__ = ["plot_trials"]
 
 
-def plot_trials(trials: pd.DataFrame, folder: Path, *, study: "optuna.Study | None" = None) -> list[Path]:  # noqa: F821
+def plot_trials(trials: pd.DataFrame, folder: Path, *, study: optuna.Study | None = None) -> list[Path]:
     """Validation H per trial with the best so far, best H against each numeric hyperparameter, and
     Optuna's hyperparameter importances and parallel coordinates (from 3 finished trials on).
 
@@ -66,7 +77,7 @@ def plot_trials(trials: pd.DataFrame, folder: Path, *, study: "optuna.Study | No
     return paths
 
 
-def _save(figure: "matplotlib.figure.Figure", path: Path) -> Path:  # noqa: F821
+def _save(figure: matplotlib.figure.Figure, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure.savefig(path, dpi=100, bbox_inches="tight")
@@ -74,7 +85,7 @@ def _save(figure: "matplotlib.figure.Figure", path: Path) -> Path:  # noqa: F821
     return path
 
 
-def trials_as_study(trials: pd.DataFrame) -> "optuna.Study":  # noqa: F821
+def trials_as_study(trials: pd.DataFrame) -> optuna.Study:
     """An in-memory Optuna study of the trials' varying hyperparameters (config/* columns) and best H.
 
     Built from Ray's results, so it works for any search space, sampler or resumed search. Only the
@@ -85,15 +96,15 @@ def trials_as_study(trials: pd.DataFrame) -> "optuna.Study":  # noqa: F821
     columns = [c for c in trials.columns if c.startswith("config/") and trials[c].notna().all()
                and trials[c].astype(str).nunique() > 1]
     distributions = {c.removeprefix("config/"): _distribution(trials[c]) for c in columns}
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize")
+    with quiet_optuna():
+        study = optuna.create_study(direction="maximize")
     for _, row in trials.iterrows():
         params = {c.removeprefix("config/"): _plain(row[c]) for c in columns}
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=row["best_h"]))
     return study
 
 
-def _distribution(values: pd.Series) -> "optuna.distributions.BaseDistribution":  # noqa: F821
+def _distribution(values: pd.Series) -> optuna.distributions.BaseDistribution:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):

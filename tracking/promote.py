@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from izf.device import choose_device
-from izf.errors import IZFError
+from izf.errors import IZFError, first_line
 from tracking.champion import Measure, promote
 from tracking.model import CHAMPION, model_name
 from tracking.retrain import load_same_data, local_retrainer
@@ -23,6 +23,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `python -m tracking.promote` with `argv`; return its exit status."""
     parser = argparse.ArgumentParser(prog="python -m tracking.promote", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
               "--challenge-seeds 0 for the rule alone", file=sys.stderr)
         return 1
     except MlflowException as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        print(f"error: {first_line(e)}", file=sys.stderr)
         return 1
     return 0
 

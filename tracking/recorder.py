@@ -4,7 +4,7 @@
 trial_reported, trial_ended, search_ended), each taking the event's plain JSON arguments. A search
 calls them as it goes; `python -m tracking.sync` calls the same methods with the same arguments read
 back from the search's events file, so a synced search and a live one leave the same MLflow state.
-This package knows a search only through these arguments: it imports nothing from `search/`.
+This package knows a search only through the record contract (record/): it imports nothing from `search/`.
 """
 
 import json
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from record.storage import read_bytes
+from record.study import open_study
 from tracking.campaign import CAMPAIGN_TAG
 from tracking.champion import Retrain, promote
 from tracking.model import log_model, model_name, register
@@ -20,10 +22,8 @@ from tracking.plots import plot_trials
 from tracking.tracker import ROLE_TAG, Tracker
 
 __all__ = ["MLflowRecorder", "record_final", "version_tags", "final_metrics", "parent_params", "trials_table",
-           "read_bytes", "FINAL_KEY_TAG", "EVENTS"]
+           "print_recorded", "FINAL_KEY_TAG"]
 
-# The events of a search's record that the recorder takes, one method each (the search's side: search.events).
-EVENTS = ("search_started", "trial_started", "trial_reported", "trial_ended", "search_ended")
 FINAL_KEY_TAG = "izf.final_key"  # on the parent run and its model version: which final result they hold
 
 
@@ -41,33 +41,6 @@ def trials_table(trials: dict) -> pd.DataFrame:
     rows = [{"trial_id": trial_id, "outcome": t.get("outcome"), **t.get("last", {}),
              **{f"config/{k}": v for k, v in t.get("sampled", {}).items()}} for trial_id, t in trials.items()]
     return pd.DataFrame(rows)
-
-
-def load_study(study: dict | None) -> "optuna.Study | None":  # noqa: F821
-    """The search's own Optuna study (for its plots), or None where it cannot be opened (moved, deleted)."""
-    if not study:
-        return None
-    import optuna
-
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        return optuna.load_study(study_name=study["name"], storage=study["storage"])
-    except Exception:  # noqa: BLE001 - a missing file, a database error: the plots fall back to the trials table
-        return None
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-
-
-def read_bytes(uri: str) -> bytes | None:
-    """A file of a search's folder, local or remote (s3://...)."""
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
-    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return f.read()
 
 
 class MLflowRecorder:
@@ -91,6 +64,7 @@ class MLflowRecorder:
                                "decision": None}
 
     def search_started(self, search: dict) -> None:
+        """The parent run, created or found again (a resume): params, tags, description."""
         description, campaign = search["description"], search.get("notes", {}).get("campaign")
         tags = {"izf.dataset": description["dataset"], "izf.name": search["name"]}
         if campaign:  # one of a campaign's searches (tracking.campaign)
@@ -99,6 +73,7 @@ class MLflowRecorder:
         self.recorded["parent_run_id"] = self.tracker.parent_id
 
     def trial_started(self, trial: dict) -> None:
+        """A trial's run under the parent, with its params."""
         params = {**trial["params"], **{f"search.{k}": v for k, v in trial["sampled"].items()}}
         tags = {"device": trial["device"], "trial_name": trial["name"]}
         if trial.get("role") == "reevaluation":  # a top trial's config retrained with a new seed
@@ -106,12 +81,15 @@ class MLflowRecorder:
         self.tracker.trial_run(trial["trial_id"], params, tags=tags)
 
     def trial_reported(self, trial_id: str, report: dict) -> None:
+        """One report's metrics at its step (a step already logged is skipped)."""
         self.tracker.log_result(trial_id, report)
 
     def trial_ended(self, trial_id: str, outcome: str) -> None:
+        """The trial's run ended with its outcome."""
         self.tracker.end_trial(trial_id, outcome)
 
     def search_ended(self, search: dict) -> None:
+        """The parent run ended; a finished search's model logged, registered and, by the rule, promoted."""
         if search["status"] != "finished":
             self.tracker.end(search["status"], search.get("error") or "")
             return
@@ -155,7 +133,7 @@ def record_final(tracker: Tracker, search: dict, model_file: bytes) -> dict:
             trials = trials_table(search.get("trials", {}))
             table = Path(folder) / "trials.csv"
             trials.to_csv(table, index=False)
-            for path in [table, *plot_trials(trials, Path(folder), study=load_study(description.get("study")))]:
+            for path in [table, *plot_trials(trials, Path(folder), study=open_study(description.get("study")))]:
                 tracker.safe("artifacts", client.log_artifact, parent, str(path), "comparison")
     name = model_name(dataset)
     versions = tracker.safe("read registry", client.search_model_versions, f"name = '{name}'")
@@ -206,3 +184,17 @@ def final_metrics(final: dict, final_seeds: int) -> dict[str, float]:
         for i, seed in enumerate(final.get("test_seeds", [])):
             metrics.update({f"test_seed{i}_{k}": v for k, v in seed.items()})
     return metrics
+
+
+def print_recorded(tracker: Tracker, recorded: dict) -> None:
+    """What a search left in MLflow (its parent run, the model version, the champion decision), for the console."""
+    print(f"\nMLflow ({tracker.uri}): experiment {tracker.experiment!r}, parent run {recorded.get('parent_run_id')}")
+    if recorded.get("version") is not None:
+        how = "registered" if recorded["registered"] else "registered earlier by this search"
+        print(f"  model {recorded['model_name']} version {recorded['version']} {how}")
+        print(f"  {recorded.get('decision') or 'the champion alias was not considered: MLflow failed (below)'}")
+    else:
+        print("  no model version registered")
+    if tracker.failures:
+        print(f"  {tracker.failures} MLflow calls failed; once MLflow is back: python -m tracking.sync "
+              f"{tracker.sync_target}")

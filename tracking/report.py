@@ -7,15 +7,23 @@
 --leaderboard writes <out>.md and <out>.html (default ./leaderboard.*) and prints the Markdown.
 """
 
+
+from __future__ import annotations
+
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from izf.errors import IZFError
 from tracking.leaderboard import champions, leaderboard_rows, published, to_html, to_markdown
 from tracking.tracker import Tracker, default_tracking_uri, require_store
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 
 
 def comparison_table(tracker: Tracker) -> pd.DataFrame:
@@ -26,7 +34,7 @@ def comparison_table(tracker: Tracker) -> pd.DataFrame:
                          for r in runs])
 
 
-def write_leaderboard(client: "MlflowClient", out: Path, datasets: list[str] | None = None,  # noqa: F821
+def write_leaderboard(client: MlflowClient, out: Path, datasets: list[str] | None = None,
                       ui_url: str | None = None) -> tuple[str, list[Path]]:
     """The leaderboard of the champions found (see tracking.leaderboard) as Markdown, written to out.md and
     out.html: (the Markdown, the files); ("", []) and nothing written when there is no champion."""
@@ -43,6 +51,7 @@ def write_leaderboard(client: "MlflowClient", out: Path, datasets: list[str] | N
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `python -m tracking.report` with `argv`; return its exit status."""
     parser = argparse.ArgumentParser(prog="python -m tracking.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)

@@ -25,7 +25,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from izf.device import choose_device
-from izf.errors import IZFError
+from izf.errors import IZFError, first_line
 from izf.io import model_state
 from izf.provenance import UNKNOWN, CodeVersion, code_version
 from tracking.model import model_file, model_name
@@ -130,6 +130,7 @@ def compare_weights(registered: bytes, retrained: bytes, tolerance: float) -> tu
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `python -m tracking.reproduce` with `argv`; return its exit status."""
     parser = argparse.ArgumentParser(prog="python -m tracking.reproduce", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="models:/izf-<dataset>@champion, models:/NAME/VERSION or a parent run id")
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         file = model_file(client, version)
         config, device = model_state(file)["config"], choose_device()
     except (NotReproducible, IZFError, MlflowException, KeyError) as e:
-        what = f"missing param {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        what = f"missing param {e}" if isinstance(e, KeyError) else first_line(e)
         print(f"error: {what}", file=sys.stderr)
         return 1
     print(f"{version.name} version {version.version}, parent run {parent}, trained at commit {code.describe()}, "

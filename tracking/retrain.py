@@ -1,6 +1,11 @@
 """A registered model's config retrained in this process with izf alone: on the test protocol (reproduce) and on
 a validation split (a champion challenge decided by `python -m tracking.promote`)."""
 
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
 
 from izf.data import Benchmark, load_benchmark, make_split
@@ -9,6 +14,10 @@ from izf.io import model_bytes
 from izf.metrics import over_seeds
 from izf.presets import feature_scaling
 from izf.training import FitConfig, fit
+
+if TYPE_CHECKING:
+    from tracking.champion import Retrain
+
 
 __all__ = ["load_same_data", "retrain_on_test", "local_retrainer"]
 
@@ -39,7 +48,7 @@ def retrain_on_test(bench: Benchmark, split_seed: int, config: dict, final_seeds
     return mean, spread, runs, model_file
 
 
-def local_retrainer(bench: Benchmark, threads: int, device: torch.device) -> "Retrain":  # noqa: F821
+def local_retrainer(bench: Benchmark, threads: int, device: torch.device) -> Retrain:
     """tracking.champion's `retrain(configs, split_seed)` with fits one after another in this process (a fit that
     diverges counts as H 0)."""
     from izf.errors import DivergenceError

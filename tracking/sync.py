@@ -11,94 +11,26 @@ one with `python -m tracking.promote`).
 """
 
 import argparse
-import inspect
-import json
 import sys
-from pathlib import Path
 
 from izf.data import default_name
 from izf.errors import DataError
-from tracking.recorder import EVENTS as EVENT_NAMES
-from tracking.recorder import MLflowRecorder, read_bytes
+from record import EVENTS_FILE, SEARCH_FILE, SearchRecord, read_events, search_folders
+from record.storage import absolute
+from tracking.recorder import MLflowRecorder
 from tracking.tracker import Tracker, default_tracking_uri
 
-__all__ = ["sync", "search_folders", "events_of", "read_record"]
-
-RECORD, EVENTS = "izf_search.json", "izf_events.jsonl"
-ARGUMENTS = {name: tuple(inspect.signature(getattr(MLflowRecorder, name)).parameters)[1:] for name in EVENT_NAMES}
-
-
-def _folder(folder: str) -> str:
-    """A local folder as an absolute path; a remote one (s3://...) as it is."""
-    return folder.rstrip("/") if "://" in folder else str(Path(folder).resolve())
-
-
-def search_folders(folder: str) -> list[str]:
-    """The search folder itself, or the search folders of a name folder (oldest first)."""
-    import pyarrow.fs
-
-    folder = _folder(folder)
-    if read_bytes(f"{folder}/{RECORD}") is not None:
-        return [folder]
-    fs, path = pyarrow.fs.FileSystem.from_uri(folder if "://" in folder else f"file://{folder}")
-    found = []
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.Directory:
-        for info in sorted(fs.get_file_info(pyarrow.fs.FileSelector(path)), key=lambda i: i.base_name):
-            child = f"{folder}/{info.base_name}"
-            if info.type == pyarrow.fs.FileType.Directory and read_bytes(f"{child}/{RECORD}") is not None:
-                found.append(child)
-    if not found:
-        raise SystemExit(f"error: {folder} holds no search (no {RECORD}); give a search's folder, "
-                         "<storage>/<name>/<search id>, as printed when it started")
-    return found
-
-
-def read_record(folder: str) -> dict:
-    """A search folder's record; DataError naming the file where it cannot be read."""
-    path = f"{folder}/{RECORD}"
-    raw = read_bytes(path) or b""
-    try:
-        record = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        record, why = None, f"{type(e).__name__}: {e}"
-    else:
-        why = "not a JSON object"
-    if not isinstance(record, dict) or "description" not in record:
-        what = "an empty file" if not raw.strip() else why if record is None or not isinstance(record, dict) \
-            else "no description"
-        raise DataError(f"{path}: not a readable search record ({what})")
-    return record
-
-
-def events_of(folder: str) -> tuple[list[dict], int]:
-    """A search's events in order, and how many lines were skipped: cut short by a crash, or of another shape
-    than the recorder's methods take."""
-    events, skipped = [], 0
-    for line in (read_bytes(f"{folder}/{EVENTS}") or b"").decode(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        name = event.get("event") if isinstance(event, dict) else None
-        args = event.get("args") if isinstance(event, dict) else None
-        if name not in ARGUMENTS or not isinstance(args, dict) or tuple(args) != ARGUMENTS[name]:
-            skipped += 1
-            continue
-        events.append(event)
-    return events, skipped
+__all__ = ["sync", "replay_if_lost"]
 
 
 def sync(folder: str, tracker: Tracker, *, promote_champion: bool = True, record: dict | None = None) -> dict:
     """Bring MLflow up to date with one search folder; return counts of what was added (and `skipped`: lines of
     the events file that could not be read). Where the events stop before the end `record` holds, the record's
     end is recorded."""
-    folder = _folder(str(folder))
-    events, skipped = events_of(folder)
+    folder = absolute(str(folder))
+    events, skipped = read_events(folder)
     if not events:
-        raise SystemExit(f"error: {folder} has no readable {EVENTS}: the search recorded no events there")
+        raise SystemExit(f"error: {folder} has no readable {EVENTS_FILE}: the search recorded no events there")
     recorder = MLflowRecorder(tracker, promote_champion=promote_champion)
     before = dict(tracker.added)
     for event in events:
@@ -114,6 +46,7 @@ def sync(folder: str, tracker: Tracker, *, promote_champion: bool = True, record
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `python -m tracking.sync` with `argv`; return its exit status."""
     parser = argparse.ArgumentParser(prog="python -m tracking.sync", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="a search's folder, e.g. ray_results/izf-sun/20261129-101502-7f3e")
@@ -123,10 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-promote", action="store_true")
     args = parser.parse_args(argv)
     code = 0
-    for folder in search_folders(args.folder):
+    folders = search_folders(args.folder)
+    if not folders:
+        print(f"error: {absolute(args.folder)} holds no search (no {SEARCH_FILE}); give a search's folder, "
+              "<storage>/<name>/<search id>, as printed when it started", file=sys.stderr)
+        return 1
+    for folder in folders:
         name = folder.rsplit("/", 1)[-1]
         try:
-            record = read_record(folder)
+            record = SearchRecord.load(folder).data
         except DataError as e:
             print(f"error: {e}; the other searches are synced", file=sys.stderr)
             code = 1
@@ -138,11 +76,24 @@ def main(argv: list[str] | None = None) -> int:
         added = sync(folder, tracker, promote_champion=not args.no_promote, record=record)
         note = "; the search is still running, or its driver was killed: `--resume` finishes it" \
             if record.get("status", "running") == "running" else ""
-        skipped = f"; {added['skipped']} unreadable lines of {EVENTS} skipped" if added["skipped"] else ""
+        skipped = f"; {added['skipped']} unreadable lines of {EVENTS_FILE} skipped" if added["skipped"] else ""
         print(f"{name}: added {added['trials']} trial runs and {added['metric_steps']} metric steps; "
               f"{tracker.failures} MLflow calls failed{skipped}{note}")
         code = code or (1 if tracker.failures else 0)
     return code
+
+
+
+def replay_if_lost(tracker: Tracker, folder: str, search_id: str) -> None:
+    """A resumed search whose MLflow store has lost it (replaced, moved away): its events so far are written there
+    first, as `tracking.sync` would, so that the store holds the whole search and not only what comes next."""
+    if tracker.safe("find the search", tracker.knows_search, search_id) is not False:
+        return  # the store has it, or cannot be reached (the outage is warned about and synced later)
+    if not read_events(folder)[0]:
+        return
+    added = sync(folder, tracker, promote_champion=False)
+    print(f"MLflow at {tracker.uri} had no record of search {search_id}: its events were written there "
+          f"first ({added['trials']} trial runs, {added['metric_steps']} metric steps)", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from izf.errors import ConfigError
+from izf.errors import ConfigError, first_line
 
 __all__ = ["Tracker", "default_tracking_uri", "require_store", "metrics_of", "NOISE_KEYS"]
 
@@ -100,6 +100,7 @@ class Tracker:
 
     @property
     def client(self) -> MlflowClient:
+        """The MLflow client of the tracking store."""
         if self._client is None:
             self.connect()
         return self._client
@@ -113,7 +114,7 @@ class Tracker:
             try:
                 self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
             except MlflowException as e:
-                raise ConfigError(f"--mlflow-uri {self.uri}: {_first_line(e)}; {URI_USAGE}") from None
+                raise ConfigError(f"--mlflow-uri {self.uri}: {first_line(e)}; {URI_USAGE}") from None
             return
         database = Path(self.uri.removeprefix("sqlite:///"))
         if not database.parent.is_dir():
@@ -124,7 +125,7 @@ class Tracker:
                 client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)  # creates the tables
                 client.search_registered_models(max_results=1)
             except MlflowException as e:
-                raise ConfigError(f"--mlflow-uri {self.uri}: {_first_line(e)}") from None
+                raise ConfigError(f"--mlflow-uri {self.uri}: {first_line(e)}") from None
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self._client = client
@@ -143,7 +144,7 @@ class Tracker:
             self.offline_until = time.monotonic() + RETRY_AFTER_S
             if self.failures == 1:
                 log.warning("MLflow at %s failed (%s: %s); the search goes on. Once it is back, run: "
-                            "python -m tracking.sync %s", self.uri, what, _first_line(e), self.sync_target)
+                            "python -m tracking.sync %s", self.uri, what, first_line(e), self.sync_target)
             return None
 
     @property
@@ -152,6 +153,7 @@ class Tracker:
         return self.search_folder or "<the search's folder, printed when it started>"
 
     def experiment_id(self) -> str:
+        """The experiment's id, created on first use."""
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
             if found is not None:
@@ -164,6 +166,7 @@ class Tracker:
         return self._experiment_id
 
     def find_run(self, **tags: str) -> str | None:
+        """The run with these tags, None where there is none."""
         query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
         runs = self.client.search_runs([self.experiment_id()], filter_string=query, max_results=1)
         return runs[0].info.run_id if runs else None
@@ -290,8 +293,3 @@ class Tracker:
         tags = [RunTag(STATUS_TAG, how)] + ([RunTag("izf.error", message[:MAX_PARAM_LENGTH])] if message else [])
         self.safe("end", self.client.log_batch, self.parent_id, tags=tags)
         self.safe("end", self.client.set_terminated, self.parent_id, SEARCH_ENDS[how])
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -3,9 +3,9 @@
 import os
 from pathlib import Path
 
-from izf.data.benchmark import Benchmark, validate
+from izf.data.benchmark import Benchmark, validate, validation_classes
 from izf.data.builtin import BUILTIN_NAMES, synthetic, toy
-from izf.data.split import FeatureScaler, Split, make_split, validation_classes
+from izf.data.split import FeatureScaler, Split, make_split
 from izf.data.xlsa17 import XLSA17_NAMES, check_files, read_xlsa17, write_res101, write_xlsa17
 from izf.errors import DataError
 

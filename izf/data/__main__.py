@@ -10,6 +10,7 @@ from izf.errors import IZFError
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `python -m izf.data` with `argv`; return its exit status."""
     parser = argparse.ArgumentParser(prog="python -m izf.data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     get = commands.add_parser("download", help="download, extract and check xlsa17 datasets")

@@ -6,7 +6,10 @@ import numpy as np
 
 from izf.errors import DataError
 
-__all__ = ["Benchmark", "validate"]
+# Official train/validation class counts of the proposed splits (seen = train + val).
+OFFICIAL_VAL_CLASSES = {"AWA1": 13, "AWA2": 13, "CUB": 50, "SUN": 65, "APY": 5, "FLO": 20}
+
+__all__ = ["Benchmark", "validate", "validation_classes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,10 +42,12 @@ class Benchmark:
 
     @property
     def seen_classes(self) -> np.ndarray:
+        """The classes of the trainval images, sorted."""
         return np.unique(self.labels[self.trainval])
 
     @property
     def unseen_classes(self) -> np.ndarray:
+        """The classes of the test-unseen images, sorted."""
         return np.unique(self.labels[self.test_unseen])
 
     def checksum(self) -> str:
@@ -57,8 +62,6 @@ class Benchmark:
 
     def summary(self) -> dict:
         """Counts a user checks a download against (the `inspect` command prints them)."""
-        from izf.data.split import validation_classes
-
         val = validation_classes(self)
         return {
             "dataset": self.name,
@@ -121,3 +124,20 @@ def validate(b: Benchmark) -> Benchmark:
     if b.val_classes is not None and not np.isin(b.val_classes, seen).all():
         raise DataError(f"{where}: validation classes must be seen classes")
     return b
+
+
+def validation_classes(b: Benchmark, *, seed: int = 0) -> np.ndarray:
+    """The seen classes held out as validation-unseen: the official ones, else a seeded choice.
+
+    The seeded choice keeps the official count where the dataset is known, else the test split's
+    unseen-to-all ratio applied to the seen classes.
+    """
+    if b.val_classes is not None:
+        return np.sort(b.val_classes)
+    seen = b.seen_classes
+    n_val = OFFICIAL_VAL_CLASSES.get(b.name.upper())
+    if n_val is None or n_val >= seen.size:
+        ratio = b.unseen_classes.size / (seen.size + b.unseen_classes.size)
+        n_val = int(np.clip(round(seen.size * ratio), 1, seen.size - 1))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(seen, size=n_val, replace=False))

@@ -8,7 +8,6 @@ from izf.errors import ConfigError
 __all__ = ["toy", "synthetic", "BUILTIN_NAMES"]
 
 BUILTIN_NAMES = ("toy", "synthetic")
-FREQUENCY = 1.2
 SUN_SHAPE = {"n_classes": 717, "n_unseen": 72, "attribute_dim": 102, "feature_dim": 2048, "images_per_class": 20}
 # SUN's classes, splits and attributes at a feature width where one trial takes minutes on 2 CPU cores.
 SUN_SMALL_FEATURES = 256

@@ -4,16 +4,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from izf.data.benchmark import Benchmark
+from izf.data.benchmark import Benchmark, validation_classes
 from izf.errors import ConfigError, DataError
 
-__all__ = ["FeatureScaler", "Split", "make_split", "validation_classes", "PROTOCOLS"]
+__all__ = ["FeatureScaler", "Split", "make_split", "PROTOCOLS"]
 
 PROTOCOLS = ("val", "test")
 FEATURE_SCALINGS = ("minmax", "l2", "none")
 ATTRIBUTE_SCALINGS = ("minmax", "none")
-# Official train/validation class counts of the proposed splits (seen = train + val).
-OFFICIAL_VAL_CLASSES = {"AWA1": 13, "AWA2": 13, "CUB": 50, "SUN": 65, "APY": 5, "FLO": 20}
 
 
 @dataclass(frozen=True)
@@ -67,32 +65,18 @@ class Split:
 
     @property
     def n_classes(self) -> int:
+        """Classes of the split's evaluation (seen and unseen)."""
         return self.attributes.shape[0]
 
     @property
     def feature_dim(self) -> int:
+        """Feature dimension D."""
         return self.train_x.shape[1]
 
     @property
     def attribute_dim(self) -> int:
+        """Attribute dimension A."""
         return self.attributes.shape[1]
-
-
-def validation_classes(b: Benchmark, *, seed: int = 0) -> np.ndarray:
-    """The seen classes held out as validation-unseen: the official ones, else a seeded choice.
-
-    The seeded choice keeps the official count where the dataset is known, else the test split's
-    unseen-to-all ratio applied to the seen classes.
-    """
-    if b.val_classes is not None:
-        return np.sort(b.val_classes)
-    seen = b.seen_classes
-    n_val = OFFICIAL_VAL_CLASSES.get(b.name.upper())
-    if n_val is None or n_val >= seen.size:
-        ratio = b.unseen_classes.size / (seen.size + b.unseen_classes.size)
-        n_val = int(np.clip(round(seen.size * ratio), 1, seen.size - 1))
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(seen, size=n_val, replace=False))
 
 
 def _hold_out_per_class(idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from izf.data.benchmark import Benchmark, validate
+from izf.data.benchmark import Benchmark, validate, validation_classes
 from izf.errors import DataError
 
 __all__ = ["find_dataset_dir", "read_xlsa17", "write_res101", "write_xlsa17", "XLSA17_NAMES"]
@@ -234,8 +234,6 @@ def write_xlsa17(b: Benchmark, root: Path | str, *, release: str = "2020", seed:
         release: "2018" (train/val locs overlap test_seen), "2019" (none) or "2020" (they partition trainval).
     """
     import scipy.io
-
-    from izf.data.split import validation_classes
 
     if release not in ("2018", "2019", "2020"):
         raise ValueError(f"release must be '2018', '2019' or '2020', got {release!r}")

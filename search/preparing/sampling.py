@@ -1,12 +1,23 @@
 """The Optuna side of a search: samplers, `--fix`, the study's storage, and Ray's OptunaSearch around them."""
 
+
+from __future__ import annotations
+
 import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from izf.errors import ConfigError
+from izf.errors import ConfigError, first_line
+from record.study import quiet_optuna
 from search.options import SearchOptions
+
+if TYPE_CHECKING:
+    import optuna
+
+    from search.running.optuna_search import ResumableOptunaSearch
+
 
 __all__ = ["make_sampler", "check_fixed", "check_study_storage", "study_storage", "study_has_trials", "make_searcher",
            "METRIC", "MODE"]
@@ -14,7 +25,8 @@ __all__ = ["make_sampler", "check_fixed", "check_study_storage", "study_storage"
 METRIC, MODE = "best_h", "max"
 
 
-def make_sampler(name: str, seed: int, num_samples: int, fixed: dict) -> "optuna.samplers.BaseSampler":  # noqa: F821
+def make_sampler(name: str, seed: int, num_samples: int, fixed: dict) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler `name` (SAMPLERS), seeded; `fixed` parameters held by PartialFixedSampler."""
     import optuna
 
     if fixed:
@@ -43,12 +55,8 @@ def check_fixed(space: Callable, fixed: dict) -> None:
 
     if not fixed:
         return
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
-    try:
+    with quiet_optuna():  # not "A new study created in memory"
         study = optuna.create_study(sampler=make_sampler("random", 0, 1, fixed))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
     asked: list[set] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -58,7 +66,7 @@ def check_fixed(space: Callable, fixed: dict) -> None:
                 space(trial)
             except ValueError as e:  # a categorical value that is not one of the choices
                 raise ConfigError(f"--fix: {str(e).rstrip('.')}; change the value or the choices in "
-                                  "search/space.py") from None
+                                  "search/preparing/space.py") from None
             asked.append(set(trial.params))
     unknown = sorted(set(fixed) - set().union(*asked))
     if unknown:
@@ -70,7 +78,7 @@ def check_fixed(space: Callable, fixed: dict) -> None:
                           "parameter that decides that too (e.g. --fix use_mmd=true with --fix mmd_weight=...)")
     outside = [str(w.message) for w in caught if "out of range" in str(w.message)]
     if outside:
-        raise ConfigError(f"--fix: {outside[0]} Change the value, or the range in search/space.py")
+        raise ConfigError(f"--fix: {outside[0]} Change the value, or the range in search/preparing/space.py")
 
 
 def check_study_storage(url: str | None) -> None:
@@ -117,14 +125,16 @@ def study_has_trials(options: SearchOptions) -> bool:
         return False
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the database driver's own errors
         raise ConfigError(f"--study-storage {options.study_storage}: cannot open the study ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0]})") from None
+                          f"{first_line(e)})") from None
 
 
 def make_searcher(options: SearchOptions, space: Callable, points: list[dict],
-                  study_exists: bool) -> "ResumableOptunaSearch":  # noqa: F821
+                  study_exists: bool) -> ResumableOptunaSearch:
+    """Ray's OptunaSearch over `space` on the search's own study, the first `points` enqueued unless the study
+    already holds trials."""
     import optuna
 
-    from search.optuna_search import ResumableOptunaSearch
+    from search.running.optuna_search import ResumableOptunaSearch
 
     multi = options.objective == "multi"
     return ResumableOptunaSearch(

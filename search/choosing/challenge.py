@@ -4,9 +4,9 @@ from collections.abc import Callable
 
 from izf.data import load_benchmark, make_split
 from izf.presets import feature_scaling
-from search.cluster import start_ray
-from search.final import fit_on_ray
+from search.choosing.final import fit_on_ray
 from search.options import SearchOptions
+from search.preparing.cluster import start_ray
 
 __all__ = ["ray_retrainer"]
 

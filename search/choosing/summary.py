@@ -1,10 +1,18 @@
 """Print what a search found: top trials, the chosen config, its test U/S/H."""
 
-import textwrap
 
-from search.progress import plural
-from search.result import SearchResult
-from search.space import FIELDS
+from __future__ import annotations
+
+import textwrap
+from typing import TYPE_CHECKING
+
+from search.choosing.result import SearchResult
+from search.preparing.space import FIELDS
+from search.running.console import plural
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["print_summary", "top_trials", "COLLAPSED_TEMPERATURE"]
 
@@ -13,7 +21,7 @@ COLLAPSED_TEMPERATURE = 0.1  # at or below it, the generated unseen features nea
 WIDTH = 110
 
 
-def top_trials(result: SearchResult, n: int = 5) -> "pd.DataFrame":  # noqa: F821
+def top_trials(result: SearchResult, n: int = 5) -> pd.DataFrame:
     """The n best trials: their validation H, U, S, last step and the FitConfig values the trials varied."""
     df = result.trials.sort_values("best_h", ascending=False).head(n)
     varied = [c for c in df.columns if c.startswith("config/") and c.removeprefix("config/") in FIELDS
@@ -26,6 +34,7 @@ def top_trials(result: SearchResult, n: int = 5) -> "pd.DataFrame":  # noqa: F82
 
 
 def print_summary(result: SearchResult) -> None:
+    """Print what a search found: its trials (the top ones), the choice, its validation and test metrics."""
     import pandas as pd
 
     minutes, seconds = divmod(int(result.search_seconds), 60)

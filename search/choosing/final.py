@@ -1,29 +1,58 @@
 """The end of a search: the trial chosen on validation H, retrained on trainval and measured once on test."""
 
+
+from __future__ import annotations
+
 import hashlib
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from izf.data import Split
+from izf.errors import IZFError, error_line
 from izf.metrics import over_seeds
 from izf.training import FitConfig
 from search.options import SearchOptions
-from search.sampling import METRIC, MODE
-from search.space import fit_fields
+from search.preparing.sampling import METRIC, MODE
+from search.preparing.space import fit_fields
 
-__all__ = ["choose", "at_best_report", "measure_on_test", "fit_on_ray", "final_key", "SHOWN"]
+if TYPE_CHECKING:
+    from ray.tune import Result, ResultGrid
+
+
+__all__ = ["SearchFailed", "nothing_to_choose", "choose", "at_best_report", "measure_on_test", "fit_on_ray",
+           "final_key", "SHOWN"]
 
 SHOWN = ["best_h", "softmax_u", "softmax_s", "softmax_h", "nbc_h", "step", "train_seconds"]
 
 
-def choose(grid: "ResultGrid", base: dict) -> dict:  # noqa: F821
+class SearchFailed(IZFError):
+    """The search ran but produced nothing to choose from (every trial failed, or none reported in time)."""
+
+
+def nothing_to_choose(options: SearchOptions, grid: ResultGrid, base: dict) -> SearchFailed:
+    """Why a search whose trials reported no validation H has nothing to choose from, and what to do."""
+    if grid.errors and len(grid.errors) == len(grid):
+        first = error_line(str(grid.errors[0]))
+        retries = f"{options.max_failures} {'retry' if options.max_failures == 1 else 'retries'}"
+        if len(grid) == 1:
+            return SearchFailed(f"its only trial failed (after {retries}); its error is in "
+                                f"{options.experiment_path}/*/error.txt: {first}")
+        return SearchFailed(f"all {len(grid)} trials failed (each after {retries}); their "
+                            f"errors are in {options.experiment_path}/*/error.txt; the first: {first}")
+    budget = f" within --time-budget {options.time_budget_s:g} s" if options.time_budget_s else ""
+    return SearchFailed(f"no trial reported a validation H{budget} (a trial's first report comes after "
+                        f"{base['eval_every']} steps); raise --time-budget or lower --eval-every")
+
+
+def choose(grid: ResultGrid, base: dict) -> dict:
     """The trial with the best validation H, its config (trained for the steps where its H peaked) and its
     validation metrics there."""
     best = at_best_report(grid.get_best_result(metric=METRIC, mode=MODE, scope="all"), base)
     return {"chosen_trial": best["trial_id"], "best_config": best["config"], "best_val": best["val"]}
 
 
-def at_best_report(result: "Result", base: dict) -> dict:  # noqa: F821
+def at_best_report(result: Result, base: dict) -> dict:
     """A trial at its best validation H: its id, sampled values, that report's step and metrics (SHOWN), and the
     config that retrains it to that step (evaluated once, at the end)."""
     history = result.metrics_dataframe
@@ -90,7 +119,7 @@ def final_key(chosen_trial: str, config: dict, final_seeds: int) -> str:
 def _fit(split: Split, config: dict, threads: int, keep_model: bool) -> tuple[dict, bytes | None]:
     from izf.io import model_bytes
     from izf.training import fit
-    from search.trainable import worker_device
+    from search.running.worker import worker_device
 
     result = fit(split, FitConfig.from_dict({**config, "device": worker_device(threads)}))
     return dict(result.metrics), model_bytes(result, split) if keep_model else None

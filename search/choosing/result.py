@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from record.search import SearchRecord
 from search.options import SearchOptions
-from search.record import SearchRecord
-from search.sampling import METRIC, MODE
+from search.preparing.sampling import METRIC, MODE
 
 __all__ = ["SearchResult", "result_of", "finished_result", "pareto_front"]
 
@@ -37,6 +37,13 @@ class SearchResult:
     reevaluation: dict | None = None  # --reevaluate-top: per trial id, its new seeds' validation H, mean, spread
     single_seed_choice: str = ""  # the trial the single best validation H would have chosen
     cut_by_time_budget: list[str] = field(default_factory=list)  # trials --time-budget stopped before their end
+
+    def outcome(self) -> dict:
+        """The result as plain values (what `--json` prints and a campaign keeps)."""
+        return {"chosen_trial": self.chosen_trial, "best_config": self.best_config, "val": self.best_val,
+                "test": self.test, "test_spread": self.test_spread, "n_trials": self.n_trials,
+                "n_errors": self.n_errors, "reevaluation": self.reevaluation,
+                "single_seed_choice": self.single_seed_choice or None}
 
 
 def result_of(options: SearchOptions, record: SearchRecord, trials: pd.DataFrame, model_file: bytes) -> SearchResult:

@@ -12,7 +12,6 @@ The dataset's base config is evaluated first, as the point of the space nearest 
 """
 
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -20,6 +19,8 @@ import optuna
 
 from izf.errors import ConfigError
 from izf.training import FitConfig
+from record.study import quiet_optuna
+from search.preparing.answering import AnsweringTrial
 
 __all__ = ["space", "Dims", "fit_fields", "base_point", "bind", "searched_fields"]
 
@@ -35,6 +36,7 @@ class Dims:
 
 
 def space(trial: optuna.Trial, dims: Dims) -> dict:
+    """The search space: asks `trial` for each parameter; returns the FitConfig fields its switches decide."""
     trial.suggest_int("depth", 2, 10)
     hidden_scale = trial.suggest_categorical("hidden_scale", [0.25, 0.5, 1.0])  # subnet width / feature dim
     use_mmd = trial.suggest_categorical("use_mmd", [True, False])  # False: mmd_weight = 0 (the ablation)
@@ -71,7 +73,8 @@ def fit_fields(config: dict) -> dict:
 
 def searched_fields(space_fn: Callable, dims: Dims) -> set[str]:
     """The FitConfig fields the space sets, and a ConfigError for a returned key that is not one."""
-    study = _quiet_study()
+    with quiet_optuna():  # not "A new study created in memory"
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     found: set[str] = set()
     for _ in range(16):  # enough random points to pass both sides of every switch
         trial = study.ask()
@@ -85,48 +88,8 @@ def searched_fields(space_fn: Callable, dims: Dims) -> set[str]:
     return found
 
 
-class _BaseTrial:
-    """Answers a space's questions from a base config: a field's own value (nearest choice, or clipped into
-    the range); a categorical that is not a field, from `choices` (else its first choice)."""
-
-    def __init__(self, base: dict, choices: dict) -> None:
-        self.base, self.choices = base, choices
-        self.params: dict = {}
-        self.open: dict[str, list] = {}  # the categoricals that are not fields, and their choices
-
-    def _answer(self, name: str, value: object) -> object:
-        self.params[name] = value
-        return value
-
-    def suggest_categorical(self, name: str, choices: list) -> object:
-        if name in FIELDS:
-            target = self.base[name]
-            if target in choices:
-                return self._answer(name, target)
-            numeric = [c for c in choices if isinstance(c, int | float) and not isinstance(c, bool)]
-            if isinstance(target, int | float) and numeric:
-                return self._answer(name, min(numeric, key=lambda c: abs(c - target)))
-            return self._answer(name, choices[0])
-        self.open[name] = list(choices)
-        return self._answer(name, self.choices.get(name, choices[0]))
-
-    def suggest_int(self, name: str, low: int, high: int, **kwargs: object) -> int:
-        return self._answer(name, min(max(int(round(self._field(name, low, high))), low), high))
-
-    def suggest_float(self, name: str, low: float, high: float, **kwargs: object) -> float:
-        return self._answer(name, min(max(float(self._field(name, low, high)), low), high))
-
-    def _field(self, name: str, low: float, high: float) -> float:
-        if name not in FIELDS:
-            raise ConfigError(f"search space parameter {name!r} is numeric but not a FitConfig field; the base "
-                              "config cannot be placed in the space (make it categorical, or name it after "
-                              "the field it sets)")
-        value = self.base[name]
-        return math.sqrt(low * high) if value is None else value
-
-
 def base_point(space_fn: Callable, dims: Dims, base: dict, *, fixed: dict | None = None) -> dict:
-    """The point of the space that trains the base config: fields take their base values (clipped into their
+    """The point of the space that trains the base config: fields take their base values (fitted into their
     ranges), and each categorical that is not a field (a switch, a scale) the choice whose returned fields are
     nearest the base. `fixed` parameters (--fix) keep their values."""
     fixed = fixed or {}
@@ -134,19 +97,29 @@ def base_point(space_fn: Callable, dims: Dims, base: dict, *, fixed: dict | None
             **{k: v for k, v in fixed.items() if k in FIELDS}}
     choices = {k: v for k, v in fixed.items() if k not in FIELDS}
     while True:
-        trial = _BaseTrial(base, choices)
-        space_fn(trial, dims)
-        undecided = [name for name in trial.open if name not in choices]
+        trial = _answered(space_fn, dims, base, choices)[0]
+        undecided = [name for name in trial.open if name not in FIELDS and name not in choices]
         if not undecided:
             return trial.params
         name = undecided[0]
         choices[name] = min(trial.open[name], key=lambda c: _distance(space_fn, dims, base, {**choices, name: c}))
 
 
+def _answered(space_fn: Callable, dims: Dims, base: dict, choices: dict) -> tuple[AnsweringTrial, dict]:
+    """The space asked by a trial answering from the base config and these choices, and what it returned."""
+    trial = AnsweringTrial({**base, **choices})
+    returned = space_fn(trial, dims) or {}
+    numeric = sorted(set(trial.guessed) - FIELDS)
+    if numeric:
+        raise ConfigError(f"search space parameter {numeric[0]!r} is numeric but not a FitConfig field; the base "
+                          "config cannot be placed in the space (make it categorical, or name it after "
+                          "the field it sets)")
+    return trial, returned
+
+
 def _distance(space_fn: Callable, dims: Dims, base: dict, choices: dict) -> float:
     """How far the fields set by the point with these choices are from the base config (0 when equal)."""
-    trial = _BaseTrial(base, choices)
-    returned = space_fn(trial, dims) or {}
+    trial, returned = _answered(space_fn, dims, base, choices)
     fields = {**fit_fields(trial.params), **returned}
     total = 0.0
     for key, value in fields.items():
@@ -156,12 +129,3 @@ def _distance(space_fn: Callable, dims: Dims, base: dict, choices: dict) -> floa
         else:
             total += value != target
     return total
-
-
-def _quiet_study() -> optuna.Study:
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
-    try:
-        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    finally:
-        optuna.logging.set_verbosity(verbosity)

@@ -1,18 +1,28 @@
 """The search's console: one line per trial start and end, a status line every minute, the best so far."""
 
+
+from __future__ import annotations
+
 import logging
-import re
+import os
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ray.tune import Callback
 
-from search.space import fit_fields
+from izf.errors import error_line
+from search.preparing.space import fit_fields
 
-__all__ = ["Progress", "error_line", "print_header", "quiet_console", "print_time_budget", "cut_by_time_budget",
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from search.options import SearchOptions
+
+
+__all__ = ["Progress", "print_header", "quiet_console", "print_time_budget", "cut_by_time_budget",
            "plural"]
 
 STATUS_EVERY_S = 60.0
@@ -41,6 +51,15 @@ def quiet_console(verbose: bool) -> None:
     """Leave on the console only what a user can act on (`verbose`: everything Ray and Optuna say)."""
     import optuna
 
+    # Every report carries a checkpoint (a retried trial resumes, not restarts); Tune warns about that.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's newer console prints its configuration box and a TensorBoard hint even at verbose=0; the
+    # older one is silent there. Read by Tune at the start of every fit.
+    if verbose:
+        os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+    else:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
     if not verbose:  # a trial retried from its checkpoint reports its steps again; Optuna keeps the first
         warnings.filterwarnings("ignore", message="The reported value is ignored because this `step", module="optuna")
@@ -52,32 +71,17 @@ def quiet_console(verbose: bool) -> None:
             logger.addFilter(_DropTuneNoise())
 
 
-def error_line(text: str, limit: int = 300) -> str:
-    """The exception line of a traceback text (`DivergenceError: training diverged ...`), else its last line;
-    a long message is cut after its first sentence (Ray's "actor died" messages run to a paragraph)."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    found = lines[-1] if lines else "unknown error"
-    for line in reversed(lines):
-        match = re.match(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt|Exit)): (.+)$", line)
-        if match:
-            found = f"{match.group(1)}: {match.group(2)}"
-            break
-    if len(found) > limit and ". " in found:
-        found = found[: found.index(". ") + 1]
-    return found if len(found) <= limit else found[: limit - 1] + "…"
-
-
 def plural(n: int, word: str) -> str:
     """`1 trial`, `2 trials`."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def cut_by_time_budget(trials: dict) -> list[str]:
-    """The trials of a record that --time-budget stopped before their end (search.events.RecordKeeper)."""
+    """The trials of a record that --time-budget stopped before their end (search.running.keeper.RecordKeeper)."""
     return [trial_id for trial_id, t in trials.items() if t.get("cut_by") == "time budget"]
 
 
-def print_time_budget(options: "SearchOptions", trials: dict) -> None:  # noqa: F821
+def print_time_budget(options: SearchOptions, trials: dict) -> None:
     """Where --time-budget ended the trials: after how many, and which it cut short."""
     cut = cut_by_time_budget(trials)
     if options.time_budget_s is None or not cut and len(trials) >= options.num_samples:
@@ -87,7 +91,7 @@ def print_time_budget(options: "SearchOptions", trials: dict) -> None:  # noqa: 
           f"{plural(options.num_samples, 'trial')} started{cut_text}", flush=True)
 
 
-def print_header(options: "SearchOptions", resumed_from: str | None) -> None:  # noqa: F821
+def print_header(options: SearchOptions, resumed_from: str | None) -> None:
     """What the search is and where its files go, before the first trial."""
     o = options
     what = f"resuming search {o.search_id} ({resumed_from})" if resumed_from else f"search {o.search_id}"
@@ -101,13 +105,13 @@ def print_header(options: "SearchOptions", resumed_from: str | None) -> None:  #
         print(f"  warm start: the {n} best point{'s' if n != 1 else ''} of {o.warm_start} first", flush=True)
 
 
-def _number(trial: "Trial") -> int:  # noqa: F821
+def _number(trial: Trial) -> int:
     """The trial's number in the search, 1 for the first (Tune's experiment tag begins with it)."""
     head = str(trial.experiment_tag).split("_")[0]
     return int(head) if head.isdigit() else 0
 
 
-def _best(trials: list, *, ending: "Trial | None" = None) -> str:  # noqa: F821
+def _best(trials: list, *, ending: Trial | None = None) -> str:
     """The best validation H reported so far, and whose: by any trial, running ones included; with `ending` (a
     trial at its end), by the trials that have ended and that one, not another's intermediate report."""
     scored = [((t.last_result or {}).get("best_h"), _number(t)) for t in trials
@@ -141,15 +145,16 @@ class Progress(Callback):
         self.last_status = self.started
 
     def say(self, text: str) -> None:
+        """Print one line of the console."""
         seconds = int(time.monotonic() - self.started)
         clock = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
             else f"{seconds // 60:02d}:{seconds % 60:02d}"
         print(f"[{clock}] {text}", file=self.out, flush=True)
 
-    def _name(self, trials: list, trial: "Trial") -> str:  # noqa: F821
+    def _name(self, trials: list, trial: Trial) -> str:
         return f"trial {_number(trial):>2} {trial.trial_id}"
 
-    def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+    def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: object) -> None:
         step = (trial.last_result or {}).get("step")
         if trial.trial_id in self.completed:
             self.say(f"{self._name(trials, trial)} had completed before the search stopped: not run again")
@@ -158,7 +163,7 @@ class Progress(Callback):
         else:
             self.say(f"{self._name(trials, trial)} started: {_short(trial.config)}")
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+    def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: object) -> None:
         if trial.trial_id in self.completed:
             return
         result = trial.last_result or {}
@@ -167,11 +172,11 @@ class Progress(Callback):
         val = f"val H {100 * h:.2f}" if isinstance(h, float) else "no validation H"
         self.say(f"{self._name(trials, trial)} {how}: {val}, best so far {_best(trials, ending=trial)}")
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+    def on_trial_recover(self, iteration: int, trials: list, trial: Trial, **info: object) -> None:
         self.say(f"{self._name(trials, trial)} failed ({self._error(trial)}); retried from its last checkpoint "
                  f"(retry {trial.num_failures} of {trial.max_failures})")
 
-    def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+    def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: object) -> None:
         retries = f" after {trial.max_failures} {'retry' if trial.max_failures == 1 else 'retries'}" \
             if trial.max_failures else ""
         self.say(f"{self._name(trials, trial)} failed{retries}: {self._error(trial)} (traceback: "
@@ -188,7 +193,7 @@ class Progress(Callback):
                  f"best val H {_best(trials)}")
 
     @staticmethod
-    def _error(trial: "Trial") -> str:  # noqa: F821
+    def _error(trial: Trial) -> str:
         """The trial's latest error, from the error file Tune has just written beside the driver."""
         try:
             text = Path(trial.error_file).read_text()
@@ -197,7 +202,7 @@ class Progress(Callback):
         return error_line(text.rsplit("Failure # ", 1)[-1])
 
 
-def print_reevaluation_start(options: "SearchOptions", top: list[dict]) -> None:  # noqa: F821
+def print_reevaluation_start(options: SearchOptions, top: list[dict]) -> None:
     """The noise-aware phase: which trials are retrained, and how many fits that is."""
     trials = ", ".join(f"{t['trial_id']} (H {100 * t['val']['best_h']:.2f})" for t in top)
     print(f"re-evaluating the top {len(top)} with {options.reevaluate_seeds} new seeds each "

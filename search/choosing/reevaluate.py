@@ -9,19 +9,28 @@ tracking gives it a child run of its own. Finished retrainings are kept in the r
 runs only the missing ones.
 """
 
+
+from __future__ import annotations
+
 import statistics
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from izf.data import Split
+from izf.errors import error_line
 from izf.metrics import spread
-from search.final import at_best_report, fit_on_ray
+from record.search import SearchRecord
+from search.choosing.final import at_best_report, fit_on_ray
 from search.options import SearchOptions
-from search.record import SearchRecord
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
+
 
 __all__ = ["top_trials", "reevaluate", "noise_aware_choice"]
 
 
-def top_trials(grid: "ResultGrid", base: dict, k: int) -> list[dict]:  # noqa: F821
+def top_trials(grid: ResultGrid, base: dict, k: int) -> list[dict]:
     """The k trials with the best validation H (each at its best report, `at_best_report`), best first: the
     order `choose` uses."""
     rows = [at_best_report(result, base) for result in grid if result.error is None
@@ -59,7 +68,7 @@ def reevaluate(options: SearchOptions, top: list[dict], split: Split, record: Se
     def failed(index: int, error: Exception) -> None:  # a seed that diverges counts as H 0 for its config
         key, of, config = jobs[index]
         done[key] = {"of": of, "seed": config["seed"], "step": config["steps"], "h": 0.0,
-                     "error": str(error).strip().splitlines()[-1][:300]}
+                     "error": error_line(str(error))}
         record.save()
         emit("trial_ended", trial_id=key, outcome="failed")
 
@@ -80,7 +89,7 @@ def reevaluate(options: SearchOptions, top: list[dict], split: Split, record: Se
 
 def noise_aware_choice(top: list[dict], reevaluated: dict[str, dict]) -> dict:
     """The trial of `top` with the best mean validation H over its new seeds (ties: the better single H),
-    shaped as `search.final.choose` returns it, plus what the single-seed choice would have been."""
+    shaped as `search.choosing.final.choose` returns it, plus what the single-seed choice would have been."""
     best = max(top, key=lambda t: (reevaluated[t["trial_id"]]["mean_h"], t["val"]["best_h"]))
     again = reevaluated[best["trial_id"]]
     return {"chosen_trial": best["trial_id"], "best_config": best["config"],

@@ -53,6 +53,7 @@ class NameLock:
         self._file = handle
 
     def release(self) -> None:
+        """Let the lock go (a no-op where it is not held)."""
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
@@ -71,9 +72,3 @@ class NameLock:
                 return True
             fcntl.flock(handle, fcntl.LOCK_UN)
         return False
-
-    def __enter__(self) -> "NameLock":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -102,12 +102,12 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 def start_ray(address: str | None, *, verbose: bool) -> None:
-    """Start a local Ray instance (address None) or join a cluster; Ray's own log lines only when verbose."""
+    """Start a local Ray instance (address None) or join a cluster (`check_address` it first, before any work);
+    Ray's own log lines only when verbose."""
     import ray
 
     if ray.is_initialized():
         return
-    check_address(address)
     if address is not None:
         check_token(address)
     quiet = {} if verbose else {"logging_level": logging.WARNING}

@@ -8,14 +8,19 @@ base point's answer. Ray's OptunaSearch enqueues the fitted points as the study'
 sampler learns from their results on this dataset as from any trial's.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Callable
 from pathlib import Path
 
-from izf.errors import ConfigError
-from search.space import Dims
+from izf.errors import ConfigError, IZFError, first_line
+from record import SearchRecord
+from record.study import quiet_optuna
+from search.preparing.answering import AnsweringTrial
+from search.preparing.space import Dims
 
-__all__ = ["fitted_points", "study_points", "parse_param", "SOURCE_ATTRIBUTES"]
+__all__ = ["warm_start_points", "fitted_points", "study_points", "parse_param", "SOURCE_ATTRIBUTES"]
 
 SOURCE_ATTRIBUTES = "@attribute_dim"  # in an earlier point: its search's attribute dimension (not a parameter)
 
@@ -30,44 +35,6 @@ def parse_param(text: str) -> object:
         except ValueError:
             pass
     return text
-
-
-class _AnsweringTrial:
-    """Answers a space's questions from `values`, each fitted into the range or choices asked; a question
-    `values` has no answer for gets `fallback`'s (else the range's middle, or the first choice)."""
-
-    def __init__(self, values: dict, fallback: dict) -> None:
-        self.values, self.fallback = values, fallback
-        self.params: dict = {}
-
-    def _wanted(self, name: str) -> object:
-        return self.values[name] if name in self.values else self.fallback.get(name)
-
-    def _answer(self, name: str, value: object) -> object:
-        self.params[name] = value
-        return value
-
-    def suggest_categorical(self, name: str, choices: list) -> object:
-        wanted = self._wanted(name)
-        same_kind = [c for c in choices if type(c) is type(wanted) and c == wanted]
-        if same_kind:
-            return self._answer(name, same_kind[0])
-        numeric = [c for c in choices if isinstance(c, int | float) and not isinstance(c, bool)]
-        if isinstance(wanted, int | float) and not isinstance(wanted, bool) and numeric:
-            return self._answer(name, min(numeric, key=lambda c: abs(c - wanted)))
-        return self._answer(name, choices[0])
-
-    def suggest_int(self, name: str, low: int, high: int, log: bool = False, **kwargs: object) -> int:
-        return self._answer(name, min(max(int(round(self._number(name, low, high, log))), low), high))
-
-    def suggest_float(self, name: str, low: float, high: float, log: bool = False, **kwargs: object) -> float:
-        return self._answer(name, min(max(float(self._number(name, low, high, log)), low), high))
-
-    def _number(self, name: str, low: float, high: float, log: bool) -> float:
-        wanted = self._wanted(name)
-        if isinstance(wanted, int | float) and not isinstance(wanted, bool) and math.isfinite(wanted):
-            return wanted
-        return math.sqrt(low * high) if log and low > 0 else (low + high) / 2
 
 
 def fitted_points(space_fn: Callable, dims: Dims, earlier: list[dict], base: dict, fixed: dict) -> list[dict]:
@@ -86,7 +53,7 @@ def fitted_points(space_fn: Callable, dims: Dims, earlier: list[dict], base: dic
             values["latent_split"] = round(values["latent_split"] * dims.attributes / attributes)
         if values.get("mmd_weight") == 0 and "use_mmd" not in values:
             values["use_mmd"] = False
-        trial = _AnsweringTrial({**values, **fixed}, base)
+        trial = AnsweringTrial({**base, **values, **fixed})
         space_fn(trial, dims)
         if trial.params not in out:
             out.append(trial.params)
@@ -104,26 +71,60 @@ def study_points(url: str, top: int) -> list[dict]:
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"--warm-start {url}: no such file {storage.removeprefix('sqlite:///')} (a study is read, "
                           "never created)")
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-        if not name:
-            if len(names) != 1:
-                raise ConfigError(f"--warm-start {url}: the storage holds {len(names)} studies "
-                                  f"({', '.join(names) or 'none'}); name one as {storage}#<study name>")
-            name = names[0]
-        if name not in names:
-            raise ConfigError(f"--warm-start {url}: no study {name!r} there; its studies: {', '.join(names)}")
-        study = optuna.load_study(study_name=name, storage=storage)
+        with quiet_optuna():
+            names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+            if not name:
+                if len(names) != 1:
+                    raise ConfigError(f"--warm-start {url}: the storage holds {len(names)} studies "
+                                      f"({', '.join(names) or 'none'}); name one as {storage}#<study name>")
+                name = names[0]
+            if name not in names:
+                raise ConfigError(f"--warm-start {url}: no study {name!r} there; its studies: {', '.join(names)}")
+            study = optuna.load_study(study_name=name, storage=storage)
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the database driver's own errors
         raise ConfigError(f"--warm-start {url}: cannot open the study ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+                          f"{first_line(e)})") from None
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.values
                 and math.isfinite(t.values[0])]
     finished.sort(key=lambda t: t.values[0], reverse=True)  # the first objective: validation H
     return [dict(t.params) for t in finished[:top]]
+
+
+def warm_start_points(source: str, top: int, from_mlflow: Callable[[str, int], list[dict]]) -> list[dict]:
+    """The best points of the earlier search `source` names (see --warm-start), best first: a search's folder or
+    its optuna.db, an Optuna storage URL, else an MLflow experiment, whose `top` best trials' sampled values
+    (as text, with `attribute_dim` where known) `from_mlflow(experiment, top)` reads (tracking.earlier)."""
+    path, attributes = Path(source).expanduser(), None
+    if path.is_dir() and (path / "optuna.db").is_file():
+        source, attributes = f"sqlite:///{(path / 'optuna.db').resolve()}", _attribute_dim(path)
+    elif path.is_file():
+        source, attributes = f"sqlite:///{path.resolve()}", _attribute_dim(path.parent)
+    elif path.is_dir():
+        raise ConfigError(f"--warm-start {source}: no optuna.db in that folder; name a search's folder "
+                          "(<storage>/<name>/<search id>) or its optuna.db")
+    elif "/" in source and "://" not in source:
+        raise ConfigError(f"--warm-start {source}: no such folder or file")
+    if "://" in source:
+        points = [{**p, SOURCE_ATTRIBUTES: attributes} if attributes else p for p in study_points(source, top)]
+        where = f"the Optuna study at {source}"
+    else:
+        points = [{k: parse_param(v) for k, v in p.items()} for p in from_mlflow(source, top)]
+        points = [{**{k: v for k, v in p.items() if k != "attribute_dim"}, SOURCE_ATTRIBUTES: p["attribute_dim"]}
+                  if "attribute_dim" in p else p for p in points]
+        where = f"MLflow experiment {source!r}"
+    if not points:
+        raise ConfigError(f"--warm-start {source}: {where} has no finished trials to start from; name a search "
+                          "folder, an optuna.db, an Optuna storage URL or an MLflow experiment with trials")
+    return points
+
+
+def _attribute_dim(folder: Path) -> int | None:
+    """The attribute dimension a search folder's record names (None: no record, or an older one)."""
+    try:
+        record = SearchRecord.load(str(folder.resolve()))
+    except IZFError:
+        return None
+    return None if record is None else record["description"].get("attribute_dim")

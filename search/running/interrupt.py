@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["Interruption", "SearchInterrupted"]
+__all__ = ["Interruption", "SearchInterrupted", "signals_ignored"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -53,6 +53,7 @@ class Interruption:
 
     @property
     def requested(self) -> bool:
+        """Whether a signal asked the search to stop."""
         return self.signal_name is not None
 
     @contextmanager
@@ -86,3 +87,14 @@ class Interruption:
             tune_handler(signum, frame)
             return
         raise SearchInterrupted(self.signal_name)
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored within the block: what closes a search's runs is not left half done."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,34 +1,24 @@
-"""A search's record as it happens: its events, kept beside the record and handed to listeners.
+"""The search's record as it happens: Tune's trial events into izf_search.json and the record's events.
 
-Five events make up a search's history, each a method of a listener with plain JSON arguments:
-
-    search_started(search)              the record (id, name, folder, settings, description); again on resume
-    trial_started(trial)                trial_id, name, params (every FitConfig value), sampled, device
-    trial_reported(trial_id, report)    one evaluation: step and metrics
-    trial_ended(trial_id, outcome)      completed, stopped_early, failed, interrupted or lost
-    search_ended(search)                the record again, with its status and, when finished, its result
-
-They are appended to `izf_events.jsonl` in the search's folder as `{"event": name, "args": {...}}`
-lines before listeners get them, so a listener that missed them (MLflow during an outage) is brought
-up to date by replaying the file through the same methods (`python -m tracking.sync`).
+`RecordKeeper` (a Tune callback) keeps the record's trials and emits the events of record.events through
+`Listeners`, which append each to the search's events file before handing it to every listener.
 """
 
-import json
+from __future__ import annotations
+
 import math
-import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ray.tune import Callback
 
-from search.record import SearchRecord, finite_json, read_text, write_text
+from record import EventLog, SearchRecord
 
-__all__ = ["EventLog", "RecordKeeper", "Listeners", "trial_outcome", "EVENTS_FILE", "EVENTS"]
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
-EVENTS_FILE = "izf_events.jsonl"
-EVENTS = {"search_started": ("search",), "trial_started": ("trial",), "trial_reported": ("trial_id", "report"),
-          "trial_ended": ("trial_id", "outcome"), "search_ended": ("search",)}  # each event's argument names
-REMOTE_FLUSH_EVERY_S = 30.0
+__all__ = ["RecordKeeper", "Listeners", "trial_outcome"]
+
 # Tune's bookkeeping in a result that is not the trial's report.
 NOT_REPORTED = {"config", "done", "should_checkpoint", "checkpoint_dir_name", "experiment_tag", "date", "hostname",
                 "time_since_restore", "iterations_since_restore"}
@@ -43,57 +33,6 @@ def trial_outcome(status: str, step: int, max_steps: int, *, interrupted: bool) 
     return "interrupted" if interrupted else "stopped_early"
 
 
-class EventLog:
-    """The search's events file: appended line by line on a local folder; on remote storage (s3://...) kept
-    in memory and written whole, at most every 30 s and at the end."""
-
-    def __init__(self, folder: str) -> None:
-        self.path = f"{folder.rstrip('/')}/{EVENTS_FILE}"
-        self.remote = "://" in folder
-        self.lines: list[str] = (read_text(self.path) or "").splitlines(keepends=True) if self.remote else []
-        if self.lines and not self.lines[-1].endswith("\n"):
-            self.lines[-1] += "\n"  # a line cut by a crash stays on its own line, unreadable, and alone
-        self.cut = not self.remote and _ends_cut(Path(self.path))
-        self.flushed = time.monotonic()
-
-    def append(self, event: str, args: dict) -> None:
-        line = json.dumps({"event": event, "args": finite_json(args)}, default=str) + "\n"
-        if not self.remote:
-            with open(self.path, "a") as out:
-                out.write("\n" * self.cut + line)  # after a cut line, a fresh one: not glued onto it
-            self.cut = False
-            return
-        self.lines.append(line)
-        if event != "trial_reported" or time.monotonic() - self.flushed > REMOTE_FLUSH_EVERY_S:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.remote:
-            write_text(self.path, "".join(self.lines))
-            self.flushed = time.monotonic()
-
-    @staticmethod
-    def read(folder: str | Path) -> list[dict]:
-        """The events of a search folder, in order (a line cut short by a crash is left out)."""
-        events = []
-        for line in (read_text(f"{str(folder).rstrip('/')}/{EVENTS_FILE}") or "").splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return events
-
-
-def _ends_cut(path: Path) -> bool:
-    """Whether a local events file ends inside a line (its writer was killed mid-line)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(-1, 2)
-            return f.read(1) != b"\n"
-    except OSError:  # no file yet, or an empty one
-        return False
-
-
 class Listeners:
     """Record each event, then hand it to every listener that has the event's method."""
 
@@ -101,7 +40,7 @@ class Listeners:
         self.log, self.listeners = log, listeners
 
     def emit(self, event: str, **args: object) -> None:
-        assert tuple(args) == EVENTS[event], (event, tuple(args))
+        """Append the event to the file, then call each listener's method of that name."""
         self.log.append(event, args)
         for listener in self.listeners:
             method = getattr(listener, event, None)
@@ -126,12 +65,12 @@ class RecordKeeper(Callback):
         self.interrupted = interrupted
         self.trials: dict[str, dict] = record.data.setdefault("trials", {})
 
-    def _completed(self, trial: "Trial") -> bool:  # noqa: F821
+    def _completed(self, trial: Trial) -> bool:
         """Whether the record has the trial as completed (Tune may restore it as running after a kill; its
         trainable then returns at once, and the record keeps what it had)."""
         return self.trials.get(trial.trial_id, {}).get("outcome") == "completed"
 
-    def on_trial_start(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+    def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: object) -> None:
         if self._completed(trial):
             return
         resources = trial.placement_group_factory  # None until Tune has placed the trial
@@ -144,7 +83,7 @@ class RecordKeeper(Callback):
 
     on_trial_restore = on_trial_start
 
-    def on_trial_result(self, iteration: int, trials: list, trial: "Trial", result: dict,  # noqa: F821
+    def on_trial_result(self, iteration: int, trials: list, trial: Trial, result: dict,
                         **info: object) -> None:
         if self._completed(trial):
             return
@@ -155,12 +94,12 @@ class RecordKeeper(Callback):
         self.trials[trial.trial_id]["last"] = report
         self.emit("trial_reported", trial_id=trial.trial_id, report=report)
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+    def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: object) -> None:
         if self._completed(trial):
             return
         self._end(trial.trial_id, trial_outcome("TERMINATED", self._step(trial), self.max_steps, interrupted=False))
 
-    def on_trial_error(self, iteration: int, trials: list, trial: "Trial", **info: object) -> None:  # noqa: F821
+    def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: object) -> None:
         self._end(trial.trial_id, "failed")
 
     def on_experiment_end(self, trials: list, **info: object) -> None:
@@ -182,5 +121,5 @@ class RecordKeeper(Callback):
         self.emit("trial_ended", trial_id=trial_id, outcome=outcome)
 
     @staticmethod
-    def _step(trial: "Trial") -> int:  # noqa: F821
+    def _step(trial: Trial) -> int:
         return (trial.last_result or {}).get("step", 0)

@@ -1,45 +1,56 @@
 """Which search a run is: a new one with a fresh folder, or the one `--resume` continues, with its settings."""
 
+from __future__ import annotations
+
 import dataclasses
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
-from izf.errors import ConfigError, IZFError
+from izf.errors import ConfigError
+from record import SearchRecord, new_search_id, searches_of
 from search.options import SearchOptions
-from search.record import SearchRecord, new_search_id, searches_of
 
-__all__ = ["open_search", "conflicting_options", "check_storage", "SearchFailed", "RESUMABLE_WITH"]
+__all__ = ["open_search", "resumed", "conflicting_options", "check_storage", "OpenedSearch", "RESUMABLE_WITH"]
 
 # Settings a resumed search may take anew: where Ray runs and how much the console shows. Every other
 # setting is the search's own, read from its record.
 RESUMABLE_WITH = ("address", "verbose", "resume", "name", "storage_path")
 
 
-class SearchFailed(IZFError):
-    """The search ran but produced nothing to choose from (every trial failed, or none reported in time)."""
+class OpenedSearch(NamedTuple):
+    """A search as a run finds it: its options (its id set) and its record (None: a new search)."""
+
+    options: SearchOptions
+    record: SearchRecord | None
 
 
-def open_search(options: SearchOptions) -> tuple[SearchOptions, SearchRecord | None]:
+def resumed(records: list[SearchRecord], resume: bool | str, id_key: str) -> SearchRecord | None:
+    """Of records (oldest first), the one `--resume` names: the newest (resume True), or the one whose `id_key`
+    is `resume`; None where there is none."""
+    if resume is True:
+        return records[-1] if records else None
+    return next((r for r in records if r[id_key] == resume), None)
+
+
+def open_search(options: SearchOptions) -> OpenedSearch:
     """A new search (a new id, no record yet), or the one to resume (its record and the options it was
     started with, the ones of RESUMABLE_WITH taken from `options`)."""
     if not options.resume:
-        return dataclasses.replace(options, search_id=options.search_id or new_search_id()), None
+        return OpenedSearch(dataclasses.replace(options, search_id=options.search_id or new_search_id()), None)
     searches = searches_of(options.storage_uri, options.experiment_name)
     if not searches:
         raise ConfigError(f"--resume: no search named {options.experiment_name!r} under {options.storage_uri}; "
                           "check --name and --storage-path, or start a new search without --resume")
-    if options.resume is True:
-        record = searches[-1]
-    else:
-        found = [r for r in searches if r["search_id"] == options.resume]
-        if not found:
-            known = ", ".join(f"{r['search_id']} ({r.status})" for r in searches)
-            raise ConfigError(f"--resume {options.resume}: no such search of {options.experiment_name!r}; "
-                              f"its searches: {known}")
-        record = found[0]
+    record = resumed(searches, options.resume, "search_id")
+    if record is None:
+        known = ", ".join(f"{r['search_id']} ({r.status})" for r in searches)
+        raise ConfigError(f"--resume {options.resume}: no such search of {options.experiment_name!r}; "
+                          f"its searches: {known}")
     stored = SearchOptions.from_record(record["options"])
     runtime = {k: getattr(options, k) for k in ("address", "verbose")}
-    return dataclasses.replace(stored, **runtime, resume=record["search_id"], search_id=record["search_id"]), record
+    return OpenedSearch(dataclasses.replace(stored, **runtime, resume=record["search_id"],
+                                            search_id=record["search_id"]), record)
 
 
 def conflicting_options(stored: SearchOptions, given: dict) -> list[str]:

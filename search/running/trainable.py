@@ -1,0 +1,51 @@
+"""The Tune function trainable: one IZF training run that reports at every evaluation, with a checkpoint at every
+`checkpoint_every`-th report (a retried trial resumes from the last)."""
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+import izf
+from izf.data import Split
+from search.preparing.space import fit_fields
+from search.running.worker import dataset_memory, worker_device
+
+__all__ = ["train_izf", "STATE_FILE"]
+
+STATE_FILE = "state.pt"
+
+
+def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, checkpoint_every: int = 1,
+              completed: frozenset = frozenset()) -> None:
+    """Train with the sampled `config` on top of `base` (FitConfig fields); `split` comes from the object store.
+
+    A checkpoint is the full training state (~360 MB at SUN's shapes, docs/benchmarks.md), built only for the
+    reports that keep one. A trial in `completed` (the search's record has it as completed) returns at once:
+    after a driver was killed, Tune's last snapshot may have it still running, and would run its last steps again.
+    """
+    if tune.get_context().get_trial_id() in completed:
+        return
+    device = worker_device(threads)
+    resume = None
+    if (checkpoint := tune.get_checkpoint()) is not None:
+        with checkpoint.as_directory() as folder:
+            resume = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
+        resume["config"]["device"] = device
+    reports = [len(resume["history"]) if resume else 0]  # the trial's reports so far, counted from its start
+    memory = {**dataset_memory(split), "node_id": ray.get_runtime_context().get_node_id()}
+
+    def report(metrics: dict, state: Callable[[], dict]) -> None:
+        reports[0] += 1
+        if reports[0] % checkpoint_every:
+            tune.report({**metrics, **memory})
+            return
+        with tempfile.TemporaryDirectory(prefix="izf-ckpt-") as folder:
+            torch.save(state(), Path(folder) / STATE_FILE)
+            tune.report({**metrics, **memory}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    fit_config = izf.FitConfig.from_dict({**base, **fit_fields(config), "device": device})
+    izf.fit(split, fit_config, report=report, resume=resume)
