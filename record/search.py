@@ -16,7 +16,7 @@ import time
 import warnings
 
 from izf.errors import DataError
-from record.storage import absolute, read_bytes, subfolders, write_bytes
+from record.storage import absolute, is_file, read_bytes, subfolders, write_bytes
 
 __all__ = ["SearchRecord", "CampaignRecord", "searches_of", "campaigns_of", "search_folders", "finite_json",
            "new_search_id", "name_folder", "now", "SEARCH_FILE", "CAMPAIGN_FILE", "MODEL_FILE", "STATUSES"]
@@ -132,10 +132,10 @@ class CampaignRecord(SearchRecord):
 def searches_of(storage_uri: str, name: str, kind: type[SearchRecord] = SearchRecord) -> list[SearchRecord]:
     """The searches (with kind=CampaignRecord, the campaigns) of one name, oldest first (their ids begin with
     the start time); one whose record cannot be read is left out with a warning."""
-    records = []
-    for child in subfolders(name_folder(storage_uri, name)):
+    records, folder = [], name_folder(storage_uri, name)
+    for child in subfolders(folder):
         try:
-            record = kind.load(f"{name_folder(storage_uri, name)}/{child}")
+            record = kind.load(f"{folder}/{child}")
         except DataError as e:  # one unreadable sibling does not hide the others
             warnings.warn(f"{e}; it was cut while being written or edited by hand: move its folder away (its "
                           "searches' other files are intact); skipped", stacklevel=1)
@@ -153,7 +153,6 @@ def campaigns_of(storage_uri: str, name: str) -> list[CampaignRecord]:
 def search_folders(folder: str) -> list[str]:
     """A search's folder itself, or the search folders of a name's folder (oldest first); [] where neither."""
     folder = absolute(folder)
-    if read_bytes(f"{folder}/{SEARCH_FILE}") is not None:
+    if is_file(f"{folder}/{SEARCH_FILE}"):
         return [folder]
-    return [f"{folder}/{child}" for child in subfolders(folder) if read_bytes(f"{folder}/{child}/{SEARCH_FILE}")
-            is not None]
+    return [f"{folder}/{child}" for child in subfolders(folder) if is_file(f"{folder}/{child}/{SEARCH_FILE}")]

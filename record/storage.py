@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow.fs
 
-__all__ = ["absolute", "read_bytes", "read_text", "write_bytes", "write_text", "subfolders"]
+__all__ = ["absolute", "is_file", "read_bytes", "read_text", "write_bytes", "write_text", "subfolders"]
 
 
 def absolute(folder: str) -> str:
@@ -23,12 +23,21 @@ def _fs(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
     return pyarrow.fs.FileSystem.from_uri(absolute(uri))
 
 
-def read_bytes(uri: str) -> bytes | None:
-    """A whole file, None when there is none."""
+def _is_file(fs: pyarrow.fs.FileSystem, path: str) -> bool:
     import pyarrow.fs
 
+    return fs.get_file_info(path).type == pyarrow.fs.FileType.File
+
+
+def is_file(uri: str) -> bool:
+    """Whether there is a file at `uri` (it is not read)."""
+    return _is_file(*_fs(uri))
+
+
+def read_bytes(uri: str) -> bytes | None:
+    """A whole file, None when there is none."""
     fs, path = _fs(uri)
-    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+    if not _is_file(fs, path):
         return None
     with fs.open_input_stream(path) as f:
         return f.read()

@@ -35,12 +35,13 @@ def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, check
         with checkpoint.as_directory() as folder:
             resume = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
         resume["config"]["device"] = device
-    reports = [len(resume["history"]) if resume else 0]  # the trial's reports so far, counted from its start
+    reports = len(resume["history"]) if resume else 0  # the trial's reports so far, counted from its start
     memory = {**dataset_memory(split), "node_id": ray.get_runtime_context().get_node_id()}
 
     def report(metrics: dict, state: Callable[[], dict]) -> None:
-        reports[0] += 1
-        if reports[0] % checkpoint_every:
+        nonlocal reports
+        reports += 1
+        if reports % checkpoint_every:
             tune.report({**metrics, **memory})
             return
         with tempfile.TemporaryDirectory(prefix="izf-ckpt-") as folder:
