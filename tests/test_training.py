@@ -26,7 +26,8 @@ def toy_split():
 
 @pytest.fixture(scope="module")
 def toy_runs(toy_split):
-    config = FitConfig.from_dict({**preset("toy"), "eval_every": 0})
+    # 700 of the preset's 1,500 steps: every toy assertion below holds from 450 on (measured), in half the time.
+    config = FitConfig.from_dict({**preset("toy"), "eval_every": 0, "steps": 700})
     return {w: fit(toy_split, replace(config, mmd_weight=w)) for w in (0.0, config.mmd_weight, 0.5)}
 
 
@@ -256,8 +257,9 @@ def test_fixed_centres_give_one_loss_on_cpu_and_gpu_shapes(n):
         return float(centralizing_to_centres(prototypes[rows], rows, centres))
 
     assert loss(static_shapes=False) == pytest.approx(loss(static_shapes=True), rel=1e-6)
-    if n <= y.shape[0]:
-        assert _prototype_classes(y, data, static_shapes=False, fixed_centres=True).tolist() == list(range(n))
+    rows = _prototype_classes(y, data, static_shapes=False, fixed_centres=True).tolist()
+    # Every seen class has a row when the classes fit in a batch (n <= 6); else one row per sample's class.
+    assert rows == (list(range(n)) if n <= y.shape[0] else sorted(set(y.tolist()))), (n, rows)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
