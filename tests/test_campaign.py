@@ -15,6 +15,7 @@ from test_interrupts import signalled_after_a_report
 from test_lifecycle import RUN, TINY, cli, outcome
 
 from search.cli import main
+from tracking import promote, report, reproduce
 from tracking.leaderboard import Champion, leaderboard_rows, published, to_markdown
 
 DATASETS = ("synthetic", "synthetic-sun-small")
@@ -22,7 +23,7 @@ CAMPAIGN = [*TINY, "--dataset", ",".join(DATASETS), "--num-samples", "2", "--max
             "--max-steps", "80", "--eval-every", "40"]
 
 
-def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard(tmp_path):
+def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard(tmp_path, monkeypatch, capsys):
     driver, _, err = signalled_after_a_report(tmp_path, [*RUN, *CAMPAIGN], "izf-synthetic-sun-small", signal.SIGINT)
     assert driver.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == ("interrupted (SIGINT): continue the campaign with python search/run.py "
@@ -71,20 +72,22 @@ def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard
         assert row[8:] == ["—", "—", "—"]  # no published numbers for the built-in datasets
     assert f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in markdown
     assert "inductive" in markdown and "validation classes" in markdown  # the protocol, stated under the table
-    # --out a folder: the files go into it, not beside it.
+    # --out a folder: the files go into it, not beside it. (In this process from here on: what `python -m` runs.)
     (tmp_path / "boards").mkdir()
-    into = subprocess.run([sys.executable, "-m", "tracking.report", "--leaderboard", "--out", "boards/"],
-                          cwd=tmp_path, capture_output=True, text=True)
-    assert into.returncode == 0 and (tmp_path / "boards" / "leaderboard.md").read_text().strip() == into.stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert report._main(["--leaderboard", "--out", "boards/"]) == 0
+    assert (tmp_path / "boards" / "leaderboard.md").read_text().strip() == capsys.readouterr().out.strip()
     assert not (tmp_path / "boards.md").exists()
     # Reading an MLflow store that is not there is refused in one line, and creates none.
     empty = tmp_path / "empty"
     empty.mkdir()
-    for command in (["tracking.report", "--leaderboard"], ["tracking.promote", "--dataset", "synthetic"],
-                    ["tracking.reproduce", "models:/izf-synthetic@champion"]):
-        refused = subprocess.run([sys.executable, "-m", *command], cwd=empty, capture_output=True, text=True)
-        assert refused.returncode == 1 and refused.stderr.startswith(f"error: no MLflow store at {empty}/mlflow.db")
-        assert len(refused.stderr.strip().splitlines()) == 1
+    monkeypatch.chdir(empty)
+    for entry, args in ((report._main, ["--leaderboard"]), (promote.main, ["--dataset", "synthetic"]),
+                        (reproduce.main, ["models:/izf-synthetic@champion"])):
+        assert entry(args) == 1
+        refused = capsys.readouterr().err
+        assert refused.startswith(f"error: no MLflow store at {empty}/mlflow.db") and len(refused.splitlines()) == 1
     assert list(empty.iterdir()) == []
 
 

@@ -19,6 +19,7 @@ from ray.tune.experiment import Trial
 from test_lifecycle import RUN, TINY, cli, outcome, runs_of, versions_of
 
 from search.choosing.final import SearchFailed
+from search.cli import main
 from search.options import SearchOptions
 from search.running.driver import run
 
@@ -40,7 +41,7 @@ def signalled_after_a_report(tmp_path: Path, command: list[str], name: str,
     return driver, out, err
 
 
-def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
+def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path, monkeypatch, capsys):
     command = [*RUN, *TINY, "--num-samples", "3", "--max-concurrent", "1", "--max-steps", "300", "--eval-every", "100",
                "--name", "ctrl-c"]
     driver, out, err = signalled_after_a_report(tmp_path, command, "ctrl-c", signal.SIGINT)
@@ -94,10 +95,11 @@ def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path):
     assert again.returncode == 0 and outcome(again)["mlflow"]["registered"] is False
     assert "had no record" not in again.stderr  # the store has it now: nothing replayed
     assert len(versions_of(tmp_path, database=new_store)) == 1 and len(runs_of(tmp_path, database=new_store)[0]) == 1
+    monkeypatch.chdir(tmp_path)  # in this process: what the command runs
     for flags, message in ((["--num-samples", "9"], "cannot change: --num-samples 9 (the search has 3)"),
                            (["--mlflow-uri", f"sqlite:///{tmp_path / 'other.db'}"], "this search records to")):
-        refused = cli(tmp_path, "--resume", "--name", "ctrl-c", *flags)
-        assert refused.returncode == 1 and message in refused.stderr, refused.stderr[-2000:]
+        code, refused = main(["--resume", "--name", "ctrl-c", *flags]), capsys.readouterr().err
+        assert code == 1 and message in refused and refused.startswith("error: "), refused[-2000:]
 
 
 def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
