@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 ONE_FIT = """
-import json, sys, time, torch
+import json, time, torch
 torch.set_num_threads({threads})
 from izf.data import load_dataset
 from izf.presets import preset

@@ -271,7 +271,7 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     assert all(r.info.status != "RUNNING" for r in children)
 
 
-def test_default_space_only_asks_for_values_fast_and_deterministically():
+def test_default_space_only_asks_for_values_deterministically():
     """Ray's OptunaSearch calls the space on the driver for every trial: it must ask the trial for values
     and do nothing else (no I/O, no randomness of its own), quickly."""
     class OnlyAsks:
