@@ -83,6 +83,21 @@ def real_split_labels(name: str) -> np.ndarray:
     return labels
 
 
+# The test files that run whole searches, longest first (clean-clone durations, docs/benchmarks.md "The test suite").
+# pytest-xdist's --dist loadfile hands whole files to its workers in collection order, so the long ones start
+# first and the short ones fill the end: both workers finish together instead of one running a long file alone.
+LONGEST_FIRST = ("test_search", "test_interrupts", "test_tracking", "test_champion", "test_ray_up", "test_reproduce",
+                 "test_campaign", "test_lifecycle", "test_multinode", "test_training", "test_reevaluate",
+                 "test_warm_start")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collected tests ordered file by file as LONGEST_FIRST says, the rest after them; the order within a file and
+    of the files not listed stays as collected."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.nodeid.split("::")[0]).stem, len(rank)))
+
+
 # A small, fast trial on the built-in synthetic data (128-d features): depth 2, 32 hidden units, 50 generated
 # features per unseen class. Searches in tests hold these parameters fixed where their assertions allow.
 TINY_FIX = {"depth": 2, "hidden_scale": 0.25, "synthetic_per_class": 50}

@@ -30,7 +30,7 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(tmp_path, cluster):
     name_folder = tmp_path / "rr" / "multi"
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--address", c.address, "--num-samples", "4",
                "--max-concurrent", "2", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
-               "--name", "multi", "--max-steps", "600", "--eval-every", "100", "--max-failures", "3",
+               "--name", "multi", "--max-steps", "400", "--eval-every", "100", "--max-failures", "3",
                "--experiment", "izf-multinode", "--fix", "depth=2", "--fix", "hidden_scale=0.25",
                "--fix", "synthetic_per_class=50"]
     driver = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -51,7 +51,7 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(tmp_path, cluster):
     assert driver.returncode == 0, output[-3000:]
     rows = trial_results(newest_search(name_folder))
     assert len({r["node_id"] for trial in rows.values() for r in trial}) >= 2
-    assert len(rows) == 4 and all(trial[-1]["step"] == 600 for trial in rows.values()), "a trial was lost"
+    assert len(rows) == 4 and all(trial[-1]["step"] == 400 for trial in rows.values()), "a trial was lost"
     assert "(0 failed)" in output
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("izf-multinode").experiment_id])

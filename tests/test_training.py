@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from izf import DivergenceError, FitConfig, fit, load_dataset
+from izf import DivergenceError, FitConfig, fit, load_dataset, train
 from izf.device import check_precision, cpu_flags, fast_bfloat16
 from izf.errors import ConfigError
 from izf.io import load_model, save_model
@@ -160,15 +160,17 @@ def test_cli_json_last_line():
         assert all(0.0 <= v <= 1.0 for v in result[name].values())
 
 
-def test_cli_test_protocol_measures_once_and_calls_it_test():
-    run = [sys.executable, "-m", "izf.train", "--dataset", "toy", "--steps", "40"]
-    test = subprocess.run([*run, "--protocol", "test"], capture_output=True, text=True, check=True)
-    (line,) = test.stderr.strip().splitlines()  # once, at the end, whatever the preset's eval_every
+def test_cli_test_protocol_measures_once_and_calls_it_test(capsys):
+    """In this process, through the command's main() (test_cli_json_last_line runs it as `python -m izf.train`)."""
+    run = ["--dataset", "toy", "--steps", "40"]
+    assert train.main([*run, "--protocol", "test"]) == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()  # once, at the end, whatever the preset's eval_every
     assert line.startswith("step     40") and "test H" in line and "val H" not in line and "best" not in line
-    val = subprocess.run([*run, "--eval-every", "20"], capture_output=True, text=True, check=True)
-    assert [x.split()[1] for x in val.stderr.strip().splitlines()] == ["20", "40"] and "best" in val.stderr
-    refused = subprocess.run([*run, "--protocol", "test", "--eval-every", "20"], capture_output=True, text=True)
-    assert refused.returncode == 1 and refused.stderr.startswith("error: --eval-every: the test protocol measures once")
+    assert train.main([*run, "--eval-every", "20"]) == 0
+    val = capsys.readouterr().err
+    assert [x.split()[1] for x in val.strip().splitlines()] == ["20", "40"] and "best" in val
+    assert train.main([*run, "--protocol", "test", "--eval-every", "20"]) == 1
+    assert capsys.readouterr().err.startswith("error: --eval-every: the test protocol measures once")
 
 
 @pytest.mark.parametrize("latent_split", [1, 3])  # fewer (PCA) and more (orthonormal lift) than the 2 attributes
@@ -182,8 +184,7 @@ def test_latent_split_other_than_attribute_dim(toy_split, latent_split):
 
 def test_toy_plot_cli_writes_a_png(tmp_path):
     out = tmp_path / "toy.png"
-    subprocess.run([sys.executable, "-m", "izf.train", "--dataset", "toy", "--protocol", "test", "--steps", "60",
-                    "--plot", str(out)], capture_output=True, text=True, check=True)
+    assert train.main(["--dataset", "toy", "--protocol", "test", "--steps", "60", "--plot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
