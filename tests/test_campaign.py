@@ -17,7 +17,7 @@ from tracking import promote, report, reproduce
 from tracking.leaderboard import Champion, leaderboard_rows, published, to_markdown
 
 DATASETS = ("synthetic", "synthetic-sun-small")
-CAMPAIGN = [*TINY, "--dataset", ",".join(DATASETS), "--num-samples", "2", "--max-concurrent", "1",
+CAMPAIGN = [*TINY, "--dataset", ",".join(DATASETS), "--num-samples", "1", "--max-concurrent", "1",
             "--max-steps", "80", "--eval-every", "40"]
 
 

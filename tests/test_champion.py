@@ -199,7 +199,7 @@ def test_a_search_challenges_the_champion_on_ray_and_ctrl_c_leaves_it_undecided(
     registered, the alias stays, and the console says how to decide; a --resume decides it."""
     from test_lifecycle import RUN, TINY, runs_of, versions_of
 
-    small = [*TINY, "--num-samples", "2", "--max-steps", "80", "--eval-every", "40"]
+    small = [*TINY, "--num-samples", "1", "--max-steps", "80", "--eval-every", "40"]
     champion = [*TINY, "--num-samples", "1", "--max-steps", "40", "--eval-every", "40"]  # any first champion
     first = subprocess.run([*RUN, *champion], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]

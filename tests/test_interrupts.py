@@ -156,7 +156,7 @@ def test_a_time_budget_cuts_a_hung_trial_and_the_search_still_measures_its_choic
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-synthetic")
     options = SearchOptions(num_samples=200, storage_path=str(tmp_path), max_steps=40, eval_every=20,
-                            time_budget_s=45, fixed_params={"depth": 2, "hidden_scale": 0.25}, scheduler="none")
+                            time_budget_s=30, fixed_params={"depth": 2, "hidden_scale": 0.25}, scheduler="none")
     hang = _HangsTheFirstToReport()
     try:
         result = run(options, listeners=[MLflowRecorder(tracker)], callbacks=[hang])
@@ -173,7 +173,7 @@ def test_a_time_budget_cuts_a_hung_trial_and_the_search_still_measures_its_choic
     assert record["status"] == "finished" and record["trials"][hung]["outcome"] == "stopped_early"
     assert record["trials"][hung]["cut_by"] == "time budget"
     assert all(t["outcome"] in ("completed", "stopped_early") for t in record["trials"].values())
-    assert f"time budget reached (45 s): {result.n_trials} of 200 trials started; cut short: " in out and hung in out
+    assert f"time budget reached (30 s): {result.n_trials} of 200 trials started; cut short: " in out and hung in out
     cut = ", ".join(result.cut_by_time_budget)
     assert f": {result.n_trials} trials (0 failed, {len(result.cut_by_time_budget)} cut by the time budget: {cut}) " \
         "in " in out and "top trials by validation H (*: cut by the time budget):" in out

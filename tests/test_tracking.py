@@ -24,7 +24,7 @@ from izf.io import load_model
 from record import read_events
 from search import SearchOptions
 from search.running.driver import run
-from tracking import Tracker
+from tracking import Tracker, sync
 from tracking.champion import promote
 from tracking.model import CHAMPION, register
 from tracking.recorder import MLflowRecorder, record_final
@@ -255,10 +255,8 @@ def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_
     assert len(warned) == 1 and warned[0].endswith(f"python -m tracking.sync {result.experiment_path}")
     restart()
     snapshots = []
-    for _ in range(2):
-        out = subprocess.run([sys.executable, "-m", "tracking.sync", str(tmp_path / "rr" / "outage"),
-                              "--mlflow-uri", uri, "--experiment", "izf-outage"], capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr[-2000:]
+    for _ in range(2):  # the command's main(), in this process (test_reproduce runs `python -m tracking.sync`)
+        assert sync.main([str(tmp_path / "rr" / "outage"), "--mlflow-uri", uri, "--experiment", "izf-outage"]) == 0
         snapshots.append(_snapshot(MlflowClient(uri, uri), "izf-outage"))
     assert snapshots[0] == snapshots[1]
     # The same search recorded with MLflow up all along, to another experiment on the same server (its events
