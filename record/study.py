@@ -1,4 +1,9 @@
-"""The search's Optuna study, as its record names it (`description["study"]`: its storage URL and name).
+"""The search's Optuna study, as its record names it (`description["study"]`: its storage and name).
+
+A search's own study is an Optuna journal file in its folder, named `journal:///abs/path/optuna.journal`: Optuna's
+JournalStorage reads only what was appended since it last looked, where a sqlite database reads every running
+trial again at each parameter a sampler draws (TPE's constant liar asks for them), ~50 ms a read with 64 trials
+running (docs/benchmarks.md, bench/search_scale.py). A shared study (--study-storage) is a database URL.
 
 Optuna logs "A new study created ..." and the like at INFO to the console; `quiet_optuna` keeps that off
 for a block and restores what was set, for the search and for what reads its study alike.
@@ -8,12 +13,32 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["quiet_optuna", "open_study"]
+__all__ = ["quiet_optuna", "open_study", "open_storage", "journal_path", "JOURNAL", "JOURNAL_FILE"]
+
+JOURNAL, JOURNAL_FILE = "journal://", "optuna.journal"
+
+
+def journal_path(spec: str) -> str | None:
+    """The file of a journal storage's spec (journal:///abs/path/optuna.journal), None for a database URL."""
+    return spec.removeprefix(JOURNAL) if spec.startswith(JOURNAL) else None
+
+
+def open_storage(spec: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage a record or a user names: `journal:///<file>` (Optuna's JournalStorage on that file),
+    else a database URL (RDBStorage: sqlite:///..., postgresql://...)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = journal_path(spec)
+    if path is not None:
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
+    return optuna.storages.RDBStorage(spec)
 
 
 @contextlib.contextmanager
@@ -35,8 +60,11 @@ def open_study(study: dict | None) -> optuna.Study | None:
         return None
     import optuna
 
+    path = journal_path(study["storage"])
+    if path is not None and not Path(path).is_file():
+        return None  # reading creates nothing
     with quiet_optuna():
         try:
-            return optuna.load_study(study_name=study["name"], storage=study["storage"])
+            return optuna.load_study(study_name=study["name"], storage=open_storage(study["storage"]))
         except Exception:  # noqa: BLE001 - a missing file, a database error: callers fall back to the record
             return None

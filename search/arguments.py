@@ -78,7 +78,7 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--warm-start", metavar="SOURCE",
                    help="evaluate an earlier search's best points first (fitted into this dataset's ranges) and let "
                         "the sampler learn from them: an MLflow experiment name (in --mlflow-uri's store), a "
-                        "search's folder, an optuna.db file, or an Optuna storage URL[#study]")
+                        "search's folder, its optuna.journal (or optuna.db) file, or an Optuna storage URL[#study]")
     p.add_argument("--warm-start-top", type=int, default=d(3), metavar="K",
                    help="how many of the earlier search's best points (default 3)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///"

@@ -86,9 +86,9 @@ def real_split_labels(name: str) -> np.ndarray:
 # The test files that run whole searches, longest first (clean-clone durations, docs/benchmarks.md "The test suite").
 # pytest-xdist's --dist loadfile hands whole files to its workers in collection order, so the long ones start
 # first and the short ones fill the end: both workers finish together instead of one running a long file alone.
-LONGEST_FIRST = ("test_search", "test_interrupts", "test_tracking", "test_champion", "test_ray_up", "test_reproduce",
-                 "test_campaign", "test_lifecycle", "test_multinode", "test_training", "test_reevaluate",
-                 "test_warm_start")
+LONGEST_FIRST = ("test_search", "test_interrupts", "test_tracking", "test_champion", "test_campaign", "test_ray_up",
+                 "test_scale", "test_lifecycle", "test_reproduce", "test_training", "test_warm_start",
+                 "test_multinode", "test_reevaluate")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

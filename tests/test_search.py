@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from izf.data import load_dataset
 from izf.errors import ConfigError
+from record.study import open_storage
 from search import SearchOptions
 from search.preparing.identity import open_search
 from search.preparing.prepared import prepare
@@ -98,7 +99,7 @@ def test_every_offered_sampler_proposes_through_tunes_searcher(tmp_path, sampler
         proposed.append(config["lr"])
         searcher.on_trial_complete(f"t{i}", {"best_h": 0.1 * i, "train_seconds": 1.0 + i})
     assert len(set(proposed)) == 12  # the sampler proposed twelve points
-    trials = optuna.load_study(study_name=options.experiment_name, storage=study_storage(options)).trials
+    trials = optuna.load_study(study_name=options.experiment_name, storage=open_storage(study_storage(options))).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 12
 
 
@@ -342,7 +343,7 @@ def test_the_sun_scale_options_are_searched_and_every_point_is_a_valid_fitconfig
     assert ("batch", 64) not in {(c, k) for c, k, _ in seen}  # sampled prototypes only against training centres
 
 
-def test_reports_to_a_trial_the_study_already_finished_are_left_alone(tmp_path):
+def test_the_study_gets_each_trials_end_once_and_no_report_along_the_way(tmp_path):
     """A killed driver's restored searcher may report to a trial the study saw finish after Tune's last
     snapshot; Ray's OptunaSearch would raise UpdateFinishedTrialError and end the resumed search."""
     from search.running.optuna_search import ResumableOptunaSearch
@@ -360,6 +361,12 @@ def test_reports_to_a_trial_the_study_already_finished_are_left_alone(tmp_path):
     searcher.on_trial_complete("t1", {"best_h": 0.6, "training_iteration": 4})
     (trial,) = optuna.load_study(study_name="s", storage=storage).trials
     assert trial.value == 0.7 and trial.state == optuna.trial.TrialState.COMPLETE
+    # A running trial's reports are not written to the study (only Optuna's pruners would read them); its end is.
+    assert searcher.suggest("t2") is not None
+    searcher.on_trial_result("t2", {"best_h": 0.5, "training_iteration": 1})
+    assert optuna.load_study(study_name="s", storage=storage).trials[1].intermediate_values == {}
+    searcher.on_trial_complete("t2", {"best_h": 0.55, "training_iteration": 2})
+    assert optuna.load_study(study_name="s", storage=storage).trials[1].value == 0.55
 
 
 def test_tunes_traceback_for_a_checkpoint_already_gone_is_one_line():

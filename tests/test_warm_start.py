@@ -12,6 +12,7 @@ from test_lifecycle import TINY, cli, outcome
 from izf.errors import ConfigError
 from izf.presets import preset
 from izf.training import FitConfig
+from record.study import open_storage
 from search.options import SearchOptions
 from search.preparing.sampling import make_sampler
 from search.preparing.space import Dims, base_point, bind, space
@@ -144,7 +145,7 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
     assert record["description"]["warm_start"] == "izf-synthetic" and record["description"]["warm_start_points"] == 2
     # The sampler was told: its study's first two trials are those points, latent_split clipped into toy's
     # range (1..3; it was 12..48 on synthetic), with their results on toy.
-    study = optuna.load_study(study_name="izf-toy", storage=record["description"]["study"]["storage"])
+    study = optuna.load_study(study_name="izf-toy", storage=open_storage(record["description"]["study"]["storage"]))
     first = [t.params for t in study.trials[:2]]
     assert all(p["latent_split"] <= 3 for p in first)
     assert sorted(map(str, (_without(p, "latent_split") for p in first))) == \
@@ -158,12 +159,13 @@ def test_a_warm_start_with_nothing_to_start_from_is_one_error_line(tmp_path):
     optuna.storages.RDBStorage(f"sqlite:///{empty}")  # a storage with its tables and no study
     for source, message in (("izf-nothing", "no such folder or file, and no MLflow store at"),
                             (f"sqlite:///{tmp_path / 'none.db'}", "no such file"),
+                            (f"journal://{tmp_path / 'none.journal'}", "no such file"),
                             (f"sqlite:///{empty}", "holds 0 studies")):
         refused = cli(tmp_path, "--warm-start", source)
         assert refused.returncode == 1 and refused.stderr.strip().startswith("error: --warm-start"), refused.stderr
         assert message in refused.stderr and "Traceback" not in refused.stderr
     # Read-only: nothing was created by looking (no mlflow.db, no none.db).
-    assert not (tmp_path / "none.db").exists() and not (tmp_path / "mlflow.db").exists()
+    assert not any((tmp_path / f).exists() for f in ("none.db", "none.journal", "mlflow.db"))
     Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-other").experiment_id()  # a store without that experiment
     refused = cli(tmp_path, "--warm-start", "izf-nothing")
     assert refused.returncode == 1 and "no MLflow experiment of that name at sqlite:" in refused.stderr

@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 
 from izf.metrics import paired_difference
 from tracking.model import CHAMPION, trained_config
+from tracking.paging import every_version
 
 __all__ = ["Measure", "Decision", "Retrain", "promote", "challenge_split", "CHALLENGE_SEED", "DECISION_TAG"]
 
@@ -110,7 +111,7 @@ def promote(client: MlflowClient, name: str, version: str, *, retrain: Retrain |
                                      "cannot weigh it")
     moved = None
     for _ in range(ROUNDS):  # after a move, decide again: another driver may have registered a better one
-        decision = _decide(client, name, new, client.search_model_versions(f"name = '{name}'"),
+        decision = _decide(client, name, new, every_version(client, f"name = '{name}'"),
                            _champion(client, name), retrain if challenge_seeds > 0 else None, challenge_seeds)
         if not decision.moved:
             break

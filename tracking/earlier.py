@@ -51,8 +51,8 @@ def warm_start_reader(mlflow_uri: str) -> Callable[[str, int], list[dict]]:
             client = Tracker(mlflow_uri, experiment).client
             if client.get_experiment_by_name(experiment) is None:
                 raise ConfigError(f"--warm-start {experiment}: no such folder or file, and no MLflow experiment of "
-                                  f"that name at {mlflow_uri}; name a search folder, an optuna.db, an Optuna storage "
-                                  "URL or an MLflow experiment with trials")
+                                  f"that name at {mlflow_uri}; name a search folder, its optuna.journal, an Optuna "
+                                  "storage URL or an MLflow experiment with trials")
             return best_trials(client, experiment, top)
         except IZFError:
             raise

@@ -16,6 +16,7 @@ from izf.device import choose_device
 from izf.errors import IZFError, first_line
 from tracking.champion import Measure, promote
 from tracking.model import CHAMPION, model_name
+from tracking.paging import every_version
 from tracking.retrain import load_same_data, local_retrainer
 from tracking.tracker import default_tracking_uri, require_store
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     client, name = MlflowClient(tracking_uri=uri, registry_uri=uri), model_name(args.dataset)
     try:
-        versions = client.search_model_versions(f"name = '{name}'")
+        versions = every_version(client, f"name = '{name}'")
         if not versions:
             print(f"error: no registered model {name!r} at {uri}; run a search first", file=sys.stderr)
             return 1

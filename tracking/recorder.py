@@ -18,6 +18,7 @@ from record.study import open_study
 from tracking.campaign import CAMPAIGN_TAG
 from tracking.champion import Retrain, promote
 from tracking.model import log_model, model_name, register
+from tracking.paging import every_version
 from tracking.plots import plot_trials
 from tracking.tracker import ROLE_TAG, Tracker
 
@@ -136,7 +137,7 @@ def record_final(tracker: Tracker, search: dict, model_file: bytes) -> dict:
             for path in [table, *plot_trials(trials, Path(folder), study=open_study(description.get("study")))]:
                 tracker.safe("artifacts", client.log_artifact, parent, str(path), "comparison")
     name = model_name(dataset)
-    versions = tracker.safe("read registry", client.search_model_versions, f"name = '{name}'")
+    versions = tracker.safe("read registry", every_version, client, f"name = '{name}'")
     if versions is None:
         return out
     mine = [v for v in versions if v.tags.get("parent_run_id") == parent and v.tags.get(FINAL_KEY_TAG) == final_key]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from izf.errors import IZFError
 from tracking.leaderboard import champions, leaderboard_rows, published, to_html, to_markdown
+from tracking.paging import every_run
 from tracking.tracker import Tracker, default_tracking_uri, require_store
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 def comparison_table(tracker: Tracker) -> pd.DataFrame:
     """The parent runs of the experiment with their final metrics."""
-    runs = tracker.client.search_runs([tracker.experiment_id()], filter_string="tags.`izf.role` = 'search'")
+    runs = every_run(tracker.client, [tracker.experiment_id()], "tags.`izf.role` = 'search'")
     return pd.DataFrame([{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
                           **{k: v for k, v in r.data.metrics.items() if k.startswith(("val_", "test_"))}}
                          for r in runs])

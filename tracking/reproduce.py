@@ -29,6 +29,7 @@ from izf.errors import IZFError, first_line
 from izf.io import model_state
 from izf.provenance import UNKNOWN, CodeVersion, code_version
 from tracking.model import model_file, model_name
+from tracking.paging import every_version
 from tracking.retrain import load_same_data, retrain_on_test
 from tracking.tracker import default_tracking_uri, require_store
 
@@ -59,7 +60,7 @@ def resolve(client: MlflowClient, ref: str) -> tuple[ModelVersion, str]:
         dataset = run.data.params.get("dataset")
         if dataset is None:
             raise NotReproducible(f"run {ref} is not a search's parent run (no dataset param)")
-        mine = [v for v in client.search_model_versions(f"name = '{model_name(dataset)}'")
+        mine = [v for v in every_version(client, f"name = '{model_name(dataset)}'")
                 if v.tags.get("parent_run_id") == ref]
         if not mine:
             raise NotReproducible(f"run {ref} registered no model version (its search did not finish)")

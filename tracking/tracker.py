@@ -19,6 +19,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from izf.errors import ConfigError, first_line
+from tracking.paging import every_run
 
 __all__ = ["Tracker", "default_tracking_uri", "require_store", "metrics_of", "NOISE_KEYS"]
 
@@ -87,6 +88,7 @@ class Tracker:
         self._experiment_id: str | None = None
         self.parent_id: str | None = None
         self.trial_runs: dict[str, str] = {}
+        self.new_parent = False  # the parent run was created by this tracker: no trial run of it exists elsewhere
         self.logged_steps: dict[str, set[int]] = {}
         self.failures = 0
         self.added = {"trials": 0, "metric_steps": 0}  # trial runs created and report steps logged here
@@ -180,7 +182,7 @@ class Tracker:
         """Create the search's parent run, or find the one of the same search id (and mark it running again
         for a resumed search, `reopen`). A new search never finds another search's run. (role "campaign":
         a campaign's run, search_id its campaign id.)"""
-        self.search_folder, self.search_id, self.ended = experiment_path, search_id, None
+        self.search_folder, self.search_id, self.ended, self.new_parent = experiment_path, search_id, None, False
 
         def start() -> str:
             run_id = self.find_run(**{SEARCH_TAG: search_id, ROLE_TAG: role})
@@ -191,6 +193,7 @@ class Tracker:
                     **(tags or {})})
                 run_id = run.info.run_id
                 self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
+                self.new_parent = True
             elif reopen:
                 self.client.set_tag(run_id, STATUS_TAG, "running")
                 self.client.update_run(run_id, status="RUNNING")
@@ -202,8 +205,9 @@ class Tracker:
     def trial_run(self, trial_id: str, params: dict, tags: dict, *, reopen: bool = True) -> str | None:
         """The child run of a trial; a retried or resumed trial gets its own run back, never a second one."""
         def open_run() -> str:
-            run_id = self.trial_runs.get(trial_id) or self.find_run(**{TRIAL_TAG: trial_id,
-                                                                        "mlflow.parentRunId": self.parent_id})
+            run_id = self.trial_runs.get(trial_id)
+            if run_id is None and not self.new_parent:  # an earlier driver of the search may have opened it
+                run_id = self.find_run(**{TRIAL_TAG: trial_id, "mlflow.parentRunId": self.parent_id})
             if run_id is None:
                 run = self.client.create_run(self.experiment_id(), run_name=f"trial_{trial_id}", tags={
                     TRIAL_TAG: trial_id, SEARCH_TAG: self.search_id, ROLE_TAG: "trial",
@@ -247,7 +251,7 @@ class Tracker:
     def open_trial_runs(self) -> dict[str, str]:
         """Trial id -> run id of this search's trial runs still marked RUNNING (this driver's or an earlier one's)."""
         def search() -> dict[str, str]:
-            runs = self.client.search_runs([self.experiment_id()], max_results=10_000, filter_string=(
+            runs = every_run(self.client, [self.experiment_id()], (
                 f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'"))
             return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
 

@@ -74,7 +74,9 @@ def pareto_front(trials: pd.DataFrame, study: dict) -> pd.DataFrame:
     the search has them (`study.best_trials`), best H first."""
     import optuna
 
-    front = optuna.load_study(study_name=study["name"], storage=study["storage"]).best_trials
+    from record.study import open_storage
+
+    front = optuna.load_study(study_name=study["name"], storage=open_storage(study["storage"])).best_trials
     on_front = [i for i, row in trials.iterrows() if any(_same_point(row, t.params) for t in front)]
     return trials.loc[on_front].sort_values("best_h", ascending=False)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from izf.errors import ConfigError, first_line
-from record.study import quiet_optuna
+from record.study import JOURNAL, JOURNAL_FILE, open_storage, quiet_optuna
 from search.options import SearchOptions
 
 if TYPE_CHECKING:
@@ -101,9 +101,10 @@ def check_study_storage(url: str | None) -> None:
 
 
 def study_storage(options: SearchOptions) -> str:
-    """Where the search's Optuna study lives: --study-storage (shared by the searches of a name), else a sqlite
-    file of its own in the search's folder (in ~/.cache/izf/studies/ when that folder is remote storage).
-    The real study is what the importance plots and the Pareto front are read from."""
+    """Where the search's Optuna study lives: --study-storage (shared by the searches of a name), else a journal
+    file of its own in the search's folder (`journal:///.../optuna.journal`, see record.study; in
+    ~/.cache/izf/studies/ when that folder is remote storage; a search begun with a sqlite optuna.db there keeps
+    it). The real study is what the importance plots and the Pareto front are read from."""
     if options.study_storage:
         return options.study_storage
     if "://" in options.storage_path:
@@ -112,7 +113,9 @@ def study_storage(options: SearchOptions) -> str:
     else:
         folder = Path(options.experiment_path)
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'optuna.db'}"
+    if (folder / "optuna.db").is_file():
+        return f"sqlite:///{folder / 'optuna.db'}"
+    return f"{JOURNAL}{folder.resolve() / JOURNAL_FILE}"
 
 
 def study_has_trials(options: SearchOptions) -> bool:
@@ -120,7 +123,8 @@ def study_has_trials(options: SearchOptions) -> bool:
     import optuna
 
     try:
-        return len(optuna.load_study(study_name=options.experiment_name, storage=study_storage(options)).trials) > 0
+        storage = open_storage(study_storage(options))
+        return len(optuna.load_study(study_name=options.experiment_name, storage=storage).trials) > 0
     except KeyError:
         return False
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the database driver's own errors
@@ -132,7 +136,6 @@ def make_searcher(options: SearchOptions, space: Callable, points: list[dict],
                   study_exists: bool) -> ResumableOptunaSearch:
     """Ray's OptunaSearch over `space` on the search's own study, the first `points` enqueued unless the study
     already holds trials."""
-    import optuna
 
     from search.running.optuna_search import ResumableOptunaSearch
 
@@ -144,5 +147,5 @@ def make_searcher(options: SearchOptions, space: Callable, points: list[dict],
         points_to_evaluate=None if study_exists or not points else points,
         sampler=make_sampler(options.sampler, options.sampler_stream, options.num_samples, options.fixed_params),
         study_name=options.experiment_name,
-        storage=optuna.storages.RDBStorage(study_storage(options)),
+        storage=open_storage(study_storage(options)),
     )

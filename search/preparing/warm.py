@@ -16,7 +16,7 @@ from pathlib import Path
 
 from izf.errors import ConfigError, IZFError, first_line
 from record import SearchRecord
-from record.study import quiet_optuna
+from record.study import JOURNAL, JOURNAL_FILE, journal_path, open_storage, quiet_optuna
 from search.preparing.answering import AnsweringTrial
 from search.preparing.space import Dims
 
@@ -63,16 +63,17 @@ def fitted_points(space_fn: Callable, dims: Dims, earlier: list[dict], base: dic
 def study_points(url: str, top: int) -> list[dict]:
     """The sampled values of the `top` best finished trials of an Optuna study, best first.
 
-    `url` is the study's storage (sqlite:////abs/optuna.db, postgresql://...), with `#study-name` after it
-    when the storage holds more than one study."""
+    `url` is the study's storage (journal:///abs/optuna.journal, sqlite:////abs/optuna.db, postgresql://...),
+    with `#study-name` after it when the storage holds more than one study."""
     import optuna
 
     storage, _, name = url.partition("#")
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(f"--warm-start {url}: no such file {storage.removeprefix('sqlite:///')} (a study is read, "
-                          "never created)")
+    file = journal_path(storage) or (storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None)
+    if file is not None and not Path(file).is_file():
+        raise ConfigError(f"--warm-start {url}: no such file {file} (a study is read, never created)")
     try:
         with quiet_optuna():
+            storage = open_storage(storage)
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             if not name:
                 if len(names) != 1:
@@ -95,16 +96,18 @@ def study_points(url: str, top: int) -> list[dict]:
 
 def warm_start_points(source: str, top: int, from_mlflow: Callable[[str, int], list[dict]]) -> list[dict]:
     """The best points of the earlier search `source` names (see --warm-start), best first: a search's folder or
-    its optuna.db, an Optuna storage URL, else an MLflow experiment, whose `top` best trials' sampled values
-    (as text, with `attribute_dim` where known) `from_mlflow(experiment, top)` reads (tracking.earlier)."""
+    its optuna.journal (or an older search's sqlite optuna.db), an Optuna storage URL, else an MLflow experiment,
+    whose `top` best trials' sampled values (as text, with `attribute_dim` where known) `from_mlflow(experiment,
+    top)` reads (tracking.earlier)."""
     path, attributes = Path(source).expanduser(), None
-    if path.is_dir() and (path / "optuna.db").is_file():
-        source, attributes = f"sqlite:///{(path / 'optuna.db').resolve()}", _attribute_dim(path)
-    elif path.is_file():
-        source, attributes = f"sqlite:///{path.resolve()}", _attribute_dim(path.parent)
+    if path.is_dir() and ((path / JOURNAL_FILE).is_file() or (path / "optuna.db").is_file()):
+        path = path / JOURNAL_FILE if (path / JOURNAL_FILE).is_file() else path / "optuna.db"
+    if path.is_file():
+        kind = JOURNAL if path.suffix == ".journal" else "sqlite:///"
+        source, attributes = f"{kind}{path.resolve()}", _attribute_dim(path.parent)
     elif path.is_dir():
-        raise ConfigError(f"--warm-start {source}: no optuna.db in that folder; name a search's folder "
-                          "(<storage>/<name>/<search id>) or its optuna.db")
+        raise ConfigError(f"--warm-start {source}: no {JOURNAL_FILE} or optuna.db in that folder; name a search's "
+                          f"folder (<storage>/<name>/<search id>) or its {JOURNAL_FILE}")
     elif "/" in source and "://" not in source:
         raise ConfigError(f"--warm-start {source}: no such folder or file")
     if "://" in source:
@@ -117,7 +120,7 @@ def warm_start_points(source: str, top: int, from_mlflow: Callable[[str, int], l
         where = f"MLflow experiment {source!r}"
     if not points:
         raise ConfigError(f"--warm-start {source}: {where} has no finished trials to start from; name a search "
-                          "folder, an optuna.db, an Optuna storage URL or an MLflow experiment with trials")
+                          "folder, its optuna.journal, an Optuna storage URL or an MLflow experiment with trials")
     return points
 
 

@@ -26,6 +26,7 @@ __all__ = ["Progress", "print_header", "quiet_console", "print_time_budget", "cu
            "plural"]
 
 STATUS_EVERY_S = 60.0
+STATUS_STEPS_UP_TO = 8  # the status line names each running trial's step while no more than this many run
 # Tune's log lines that this console says better: a failed trial (one line, with its retry), an interruption
 # (with the command that resumes it; Tune's own advice names Tuner.restore), the state it saved.
 # "Failed to fetch metrics": a trial created but never started when --time-budget ran out has no results.
@@ -86,7 +87,8 @@ def print_time_budget(options: SearchOptions, trials: dict) -> None:
     cut = cut_by_time_budget(trials)
     if options.time_budget_s is None or not cut and len(trials) >= options.num_samples:
         return
-    cut_text = f"; cut short: {', '.join(cut)}" if cut else ""
+    cut_text = f"; cut short: {', '.join(cut[:10])}{f' and {len(cut) - 10} more' if len(cut) > 10 else ''}" \
+        if cut else ""
     print(f"time budget reached ({options.time_budget_s:g} s): {len(trials)} of "
           f"{plural(options.num_samples, 'trial')} started{cut_text}", flush=True)
 
@@ -189,8 +191,9 @@ class Progress(Callback):
         done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
         running = [t for t in trials if t.status == "RUNNING"]
         steps = ", ".join(f"{_number(t)} at step {(t.last_result or {}).get('step', 0)}" for t in running)
-        self.say(f"{done} of {self.total} trials ended, {len(running)} running{f' ({steps})' if steps else ''}; "
-                 f"best val H {_best(trials)}")
+        steps = f" ({steps})" if running and len(running) <= STATUS_STEPS_UP_TO else ""
+        self.say(f"{done} of {self.total} trials ended, {len(running)} running{steps}, "
+                 f"{max(0, self.total - done - len(running))} pending; best val H {_best(trials)}")
 
     @staticmethod
     def _error(trial: Trial) -> str:

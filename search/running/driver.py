@@ -36,6 +36,7 @@ from search.running.console import (
 )
 from search.running.interrupt import Interruption, SearchInterrupted
 from search.running.keeper import Listeners, RecordKeeper
+from search.running.trainable import izf_trial
 
 if TYPE_CHECKING:
     from ray import tune
@@ -45,7 +46,8 @@ __all__ = ["run"]
 
 def run(options: SearchOptions, *, space: Callable = space, points: list[dict] | None = None,
         listeners: list | None = None, callbacks: list | None = None, notes: dict | None = None,
-        opened: OpenedSearch | None = None) -> SearchResult:
+        opened: OpenedSearch | None = None, trial: Callable[[Prepared, frozenset], object] = izf_trial,
+        measure: Callable = measure_on_test) -> SearchResult:
     """Search, choose on validation H, retrain the choice on trainval and measure it once on test.
 
     Every search gets its own id and folder `<storage>/<name>/<id>/`; `options.resume` (True: the
@@ -62,6 +64,11 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
         notes: plain values the caller keeps in a new search's record (the CLI: where it tracks to).
         opened: the search as `search.preparing.identity.open_search(options)` found it (the CLI opens it
             first, to check a resume's flags); default: opened here.
+        trial: `trial(prepared, completed)` -> the function Tune runs for each trial, given the trials the record
+            has as completed (default `izf_trial`: train IZF; bench/search_scale.py's stand-in measures the
+            platform without training).
+        measure: `measure(options, config, test_split)` -> (test metrics, model file) for the chosen config
+            (default `measure_on_test`: retrain it with --final-seeds seeds on trainval).
 
     Raises:
         SearchInterrupted: SIGINT or SIGTERM stopped it; Tune's state is saved, nothing was chosen or
@@ -85,13 +92,13 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
                 emit("search_started", search=record.data)
                 emit("search_ended", search=record.data)  # it only remains to record it (tracking)
                 return finished_result(options, record)
-            return _run(prepared, record, interruption, emit, callbacks or [], notes)
+            return _run(prepared, record, interruption, emit, callbacks or [], notes, trial, measure)
     finally:
         lock.release()
 
 
 def _run(prepared: Prepared, record: SearchRecord | None, interruption: Interruption, emit: Callable,
-         callbacks: list, notes: dict | None) -> SearchResult:
+         callbacks: list, notes: dict | None, trial: Callable, measure: Callable) -> SearchResult:
     """Start Ray, write the record, run the search; the record and the events say how it ended."""
     options = prepared.options
     quiet_console(options.verbose)
@@ -111,7 +118,7 @@ def _run(prepared: Prepared, record: SearchRecord | None, interruption: Interrup
         warn_if_code_changed(record["description"], prepared.code)
     emit("search_started", search=record.data)
     try:
-        result = _search(prepared, record, interruption, emit, callbacks)
+        result = _search(prepared, record, interruption, emit, callbacks, trial, measure)
     except KeyboardInterrupt as e:
         record.mark("interrupted", signal=getattr(e, "signal_name", "SIGINT"))
         emit("search_ended", search=record.data)
@@ -125,22 +132,17 @@ def _run(prepared: Prepared, record: SearchRecord | None, interruption: Interrup
 
 
 def _search(prepared: Prepared, record: SearchRecord, interruption: Interruption, emit: Callable,
-            callbacks: list) -> SearchResult:
+            callbacks: list, trial: Callable, measure: Callable) -> SearchResult:
     """The trials (Tune), the choice on validation, and its one measurement on test."""
     from ray import tune
-
-    from search.running.trainable import train_izf
 
     options, base, val_split = prepared.options, prepared.base, prepared.val_split
     completed = frozenset(t for t, summary in record.get("trials", {}).items() if summary.get("outcome") == "completed")
     progress = [] if options.verbose else [Progress(options.num_samples, base["steps"], completed=completed)]
     keeper = RecordKeeper(record, emit, prepared.params_of, base["steps"], interrupted=lambda: interruption.requested)
     callbacks = DriverCallbacks(options.search_id, [*progress, keeper, *callbacks])
-    trainable = tune.with_resources(
-        tune.with_parameters(train_izf, split=val_split, base=base, threads=options.threads_per_trial,
-                             checkpoint_every=options.checkpoint_every, completed=completed),
-        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
-    )
+    trainable = tune.with_resources(trial(prepared, completed),
+                                    {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
     started = time.perf_counter()
     try:
         with interruption.tune_loop():
@@ -163,7 +165,7 @@ def _search(prepared: Prepared, record: SearchRecord, interruption: Interruption
         chosen = noise_aware_choice(top, reevaluate(options, top, val_split, record, emit))
         chosen["reevaluation_seconds"] = time.perf_counter() - started
     test_split = make_split(prepared.bench, "test", features=feature_scaling(options.dataset), seed=options.seed)
-    measured, model_file = measure_on_test(options, chosen["best_config"], test_split)
+    measured, model_file = measure(options, chosen["best_config"], test_split)
     record.save_model(model_file)
     record.mark("finished", final={
         **chosen, **measured, "final_key": final_key(chosen["chosen_trial"], chosen["best_config"],

@@ -1,4 +1,5 @@
-"""Ray's OptunaSearch, made safe for a resumed driver that was killed."""
+"""Ray's OptunaSearch, made safe for a resumed driver that was killed, and without the reports Optuna's pruners
+would read (the search's early stopping is Tune's ASHA)."""
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -11,21 +12,18 @@ class ResumableOptunaSearch(OptunaSearch):
 
     When the driver is killed, Tune restores its searcher from its last snapshot, while the study (a
     database) may have seen a trial finish after that snapshot. Tune then continues that trial from its
-    checkpoint and reports to it again, and Optuna refuses to update a finished trial
-    (UpdateFinishedTrialError), which would end the resumed search. The study keeps the trial's final value;
-    the repeated reports are not needed."""
+    checkpoint and completes it again, and Optuna refuses to update a finished trial
+    (UpdateFinishedTrialError), which would end the resumed search. The study keeps the trial's final value."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.finished_in_study: set[str] = set()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.finished_in_study:
-            return
-        try:
-            super().on_trial_result(trial_id, result)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            self.finished_in_study.add(trial_id)
+        """Nothing: OptunaSearch would store every report as the Optuna trial's intermediate value, which only
+        Optuna's pruners read; each is a write to the study's database and makes every later ask read more (at 64
+        trials running, ~40 ms of the driver per trial on sqlite; docs/benchmarks.md, bench/search_scale.py).
+        The study gets each trial's final value at its end."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self.finished_in_study:

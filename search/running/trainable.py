@@ -11,10 +11,11 @@ from ray import tune
 
 import izf
 from izf.data import Split
+from search.preparing.prepared import Prepared
 from search.preparing.space import fit_fields
 from search.running.worker import dataset_memory, worker_device
 
-__all__ = ["train_izf", "STATE_FILE"]
+__all__ = ["train_izf", "izf_trial", "STATE_FILE"]
 
 STATE_FILE = "state.pt"
 
@@ -50,3 +51,12 @@ def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, check
 
     fit_config = izf.FitConfig.from_dict({**base, **fit_fields(config), "device": device})
     izf.fit(split, fit_config, report=report, resume=resume)
+
+
+def izf_trial(prepared: Prepared, completed: frozenset) -> Callable:
+    """What Tune runs for each trial of a search: train_izf with the search's validation split (put once in Ray's
+    object store, shared by the trials of a node), its base config, threads and checkpoints."""
+    options = prepared.options
+    return tune.with_parameters(train_izf, split=prepared.val_split, base=prepared.base,
+                                threads=options.threads_per_trial, checkpoint_every=options.checkpoint_every,
+                                completed=completed)
