@@ -3,7 +3,8 @@
 A search's own study is an Optuna journal file in its folder, named `journal:///abs/path/optuna.journal`: Optuna's
 JournalStorage reads only what was appended since it last looked, where a sqlite database reads every running
 trial again at each parameter a sampler draws (TPE's constant liar asks for them), ~50 ms a read with 64 trials
-running (docs/benchmarks.md, bench/search_scale.py). A shared study (--study-storage) is a database URL.
+running; ask+tell at 1,000 trials: sqlite 0.225 s, journal 0.068 s (bench/study_storage.py,
+docs/benchmarks.md). A shared study (--study-storage) is a database URL.
 
 Optuna logs "A new study created ..." and the like at INFO to the console; `quiet_optuna` keeps that off
 for a block and restores what was set, for the search and for what reads its study alike.
