@@ -5,7 +5,6 @@ The store is built directly with MlflowClient on sqlite; the page is made small 
 a few runs span several pages, and the source is checked for MLflow searches that bypass the pager."""
 
 import ast
-from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -15,7 +14,6 @@ from tracking import Tracker, paging
 from tracking.report import comparison_table
 from tracking.reproduce import resolve
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 8  # runs or versions of each kind: three pages of 3
 
 
@@ -31,7 +29,7 @@ def test_every_trial_run_search_and_version_is_found_past_the_first_page(tmp_pat
     for i in range(N):
         tracker.trial_run(f"trial-{i}", {"lr": i}, {})
     # An interrupted search closes every trial run it left open (what tracking.sync does at a search's end).
-    assert len(Tracker.open_trial_runs(tracker)) == N
+    assert len(tracker.open_trial_runs()) == N
     tracker.end("interrupted")
     client = MlflowClient(uri, uri)
     children = paging.every_run(client, [tracker.experiment_id()], f"tags.`mlflow.parentRunId` = '{parent}'")

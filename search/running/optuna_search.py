@@ -21,9 +21,8 @@ class ResumableOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Nothing: OptunaSearch would store every report as the Optuna trial's intermediate value, which only
-        Optuna's pruners read; each is a write to the study's database and makes every later ask read more (at 64
-        trials running, ~40 ms of the driver per trial on sqlite; docs/benchmarks.md, bench/search_scale.py).
-        The study gets each trial's final value at its end."""
+        Optuna's pruners read; each is a write to the study's storage (4 a trial at bench/search_scale.py's
+        settings) and more for every later ask to read. The study gets each trial's final value at its end."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self.finished_in_study:
