@@ -26,9 +26,13 @@ TRIALS = 200
 
 
 @pytest.fixture
-def cluster():
+def cluster(monkeypatch):
     import ray
 
+    # No idle workers started ahead (a raylet starts one per CPU it declares: 24 processes no trial asked for, half
+    # the test's CPU time on 2 cores); each trial's actor starts its own.
+    monkeypatch.setenv("RAY_prestart_worker_first_driver", "0")
+    monkeypatch.setenv("RAY_enable_worker_prestart", "0")
     node = {"num_cpus": CPUS, "num_gpus": GPUS}
     c = Cluster(initialize_head=True, connect=False, head_node_args=node)
     try:
@@ -46,7 +50,7 @@ def test_hundreds_of_trials_on_three_nodes_are_each_recorded_once(tmp_path, clus
     tracker = Tracker(uri, "izf-scale")
     recorder = MLflowRecorder(tracker)
     options = SearchOptions(address=cluster.address, num_samples=TRIALS, max_concurrent=NODES * CPUS,
-                            cpus_per_trial=1, gpus_per_trial=0.25, max_steps=40, eval_every=10, grace_steps=10,
+                            cpus_per_trial=1, gpus_per_trial=0.25, max_steps=40, eval_every=20, grace_steps=20,
                             storage_path=str(tmp_path / "rr"), name="scale", max_failures=0)
     result = run(options, listeners=[recorder], trial=standin_trial(0.5, report_keys()), measure=standin_measure)
 
