@@ -35,8 +35,10 @@ def sync(folder: str, tracker: Tracker, *, promote_champion: bool = True, record
     before = dict(tracker.added)
     for event in events:
         getattr(recorder, event["event"])(**event["args"])
-        if event["event"] == "search_started" and tracker.parent_id is None:
-            raise SystemExit(f"error: MLflow at {tracker.uri} is still unreachable; nothing was written")
+        if event["event"] == "search_started":
+            if tracker.parent_id is None:
+                raise SystemExit(f"error: MLflow at {tracker.uri} is still unreachable; nothing was written")
+            tracker.read_trial_runs()
     last_end = next((e["args"]["search"].get("status") for e in reversed(events) if e["event"] == "search_ended"),
                     None)
     ended = record is not None and record.get("status", "running") != "running"

@@ -90,6 +90,7 @@ class Tracker:
         self.trial_runs: dict[str, str] = {}
         self.new_parent = False  # the parent run was created by this tracker: no trial run of it exists elsewhere
         self.logged_steps: dict[str, set[int]] = {}
+        self.ended_as: dict[str, tuple[str, str | None]] = {}  # trial id -> (run status, outcome tag) as read back
         self.failures = 0
         self.added = {"trials": 0, "metric_steps": 0}  # trial runs created and report steps logged here
         self.offline_until = 0.0
@@ -216,7 +217,7 @@ class Tracker:
                 self.added["trials"] += 1
                 self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
             else:
-                if reopen:
+                if reopen and trial_id not in self.ended_as:
                     self.client.update_run(run_id, status="RUNNING")
                 history = self.client.get_metric_history(run_id, "step_logged")
                 self.logged_steps[trial_id] = {int(m.value) for m in history}
@@ -261,6 +262,22 @@ class Tracker:
         self.trial_runs.update(found)
         return found
 
+    def read_trial_runs(self) -> None:
+        """Every trial run of the parent and how it ended, in one paged search instead of a lookup a trial: for
+        `tracking.sync`, which replays the whole search. A run read back as ended is not reopened by `trial_run`,
+        and one that ended as a replayed `end_trial` says is not written again."""
+        def search() -> list:
+            return every_run(self.client, [self.experiment_id()], f"tags.`mlflow.parentRunId` = '{self.parent_id}'")
+
+        if self.parent_id is None or self.new_parent:
+            return
+        for run in self.safe("read_trial_runs", search) or []:
+            trial_id = run.data.tags.get(TRIAL_TAG)
+            if trial_id is not None:
+                self.trial_runs[trial_id] = run.info.run_id
+                if run.info.status != "RUNNING":
+                    self.ended_as[trial_id] = (run.info.status, run.data.tags.get(OUTCOME_TAG))
+
     def end_trial(self, trial_id: str, outcome: str) -> None:
         """outcome: "completed", "stopped_early" (by the scheduler or the time budget), "failed", "interrupted"
         (the search was stopped; a resume continues the trial and its run), or "lost" (a run opened for a
@@ -273,6 +290,9 @@ class Tracker:
             return
         self.trial_runs[trial_id] = run_id
         status = OUTCOMES[outcome]
+        if self.ended_as.get(trial_id) == (status, outcome):
+            return
+        self.ended_as.pop(trial_id, None)
         self.safe("end_trial", self.client.set_tag, run_id, OUTCOME_TAG, outcome)
         self.safe("end_trial", self.client.set_terminated, run_id, status)
 
