@@ -33,6 +33,12 @@ def _share_the_cores() -> None:
 
 _share_the_cores()
 
+# No idle Ray workers started ahead of need (a raylet starts one per CPU it declares when a driver connects): the
+# suite's searches are small and start Ray anew each time; the two idle workers cost a one-trial CLI search 1.9 of its
+# 22 CPU-seconds (21.98 and 22.99 s with them, 20.40 and 20.79 s without; /proc/stat around the command, 2 cores).
+os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
+os.environ.setdefault("RAY_enable_worker_prestart", "0")
+
 from izf.data import default_root, write_res101  # noqa: E402 - after the threads are set
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

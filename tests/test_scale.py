@@ -26,13 +26,10 @@ TRIALS = 200
 
 
 @pytest.fixture
-def cluster(monkeypatch):
+def cluster():
     import ray
 
-    # No idle workers started ahead (a raylet starts one per CPU it declares: 24 processes no trial asked for, half
-    # the test's CPU time on 2 cores); each trial's actor starts its own.
-    monkeypatch.setenv("RAY_prestart_worker_first_driver", "0")
-    monkeypatch.setenv("RAY_enable_worker_prestart", "0")
+    # (tests/conftest.py turns Ray's idle workers started ahead off: 24 processes here that no trial asked for)
     node = {"num_cpus": CPUS, "num_gpus": GPUS}
     c = Cluster(initialize_head=True, connect=False, head_node_args=node)
     try:
