@@ -34,6 +34,19 @@ def test_every_trial_run_search_and_version_is_found_past_the_first_page(tmp_pat
     client = MlflowClient(uri, uri)
     children = paging.every_run(client, [tracker.experiment_id()], f"tags.`mlflow.parentRunId` = '{parent}'")
     assert len(children) == N and {r.info.status for r in children} == {"KILLED"}
+    # A replay (tracking.sync) reads the trial runs in one paged search: every one, and how it ended. A run MLflow
+    # holds as ended is not reopened by the replayed trial start; an end that differs is written.
+    replay = Tracker(uri, "izf-paged")
+    replay.start("search-0", str(tmp_path / "rr" / "paged" / "search-0"), {}, reopen=False)
+    replay.read_trial_runs()
+    assert set(replay.trial_runs) == {f"trial-{i}" for i in range(N)}
+    assert set(replay.ended_as.values()) == {("KILLED", "interrupted")}
+    replay.trial_run(f"trial-{N - 1}", {"lr": N - 1}, {})
+    replay.end_trial(f"trial-{N - 2}", "completed")
+    status = {r.data.tags["izf.trial_id"]: r.info.status for r in paging.every_run(
+        client, [tracker.experiment_id()], f"tags.`mlflow.parentRunId` = '{parent}'")}
+    assert (status[f"trial-{N - 1}"], status[f"trial-{N - 2}"]) == ("KILLED", "FINISHED")
+    assert replay.added["trials"] == 0
     # The searches of an experiment (tracking.report --experiment): every parent run.
     for i in range(1, N):
         Tracker(uri, "izf-paged").start(f"search-{i}", str(tmp_path / "rr" / "paged" / f"search-{i}"), {})
