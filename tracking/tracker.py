@@ -249,16 +249,19 @@ class Tracker:
             logged.add(step)
             self.added["metric_steps"] += 1
 
+    def _trial_runs_of_parent(self, what: str, only_running: bool = False) -> list:
+        """The parent's trial runs (those still RUNNING), every page; [] when MLflow cannot be reached."""
+        where = f"tags.`mlflow.parentRunId` = '{self.parent_id}'" + (" and attributes.status = 'RUNNING'"
+                                                                     if only_running else "")
+        runs = self.safe(what, lambda: every_run(self.client, [self.experiment_id()], where)) or []
+        return [r for r in runs if TRIAL_TAG in r.data.tags]
+
     def open_trial_runs(self) -> dict[str, str]:
         """Trial id -> run id of this search's trial runs still marked RUNNING (this driver's or an earlier one's)."""
-        def search() -> dict[str, str]:
-            runs = every_run(self.client, [self.experiment_id()], (
-                f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'"))
-            return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
-
         if self.parent_id is None:
             return {}
-        found = self.safe("open_trial_runs", search) or {}
+        found = {r.data.tags[TRIAL_TAG]: r.info.run_id for r in self._trial_runs_of_parent("open_trial_runs",
+                                                                                          only_running=True)}
         self.trial_runs.update(found)
         return found
 
@@ -266,17 +269,13 @@ class Tracker:
         """Every trial run of the parent and how it ended, in one paged search instead of a lookup a trial: for
         `tracking.sync`, which replays the whole search. A run read back as ended is not reopened by `trial_run`,
         and one that ended as a replayed `end_trial` says is not written again."""
-        def search() -> list:
-            return every_run(self.client, [self.experiment_id()], f"tags.`mlflow.parentRunId` = '{self.parent_id}'")
-
         if self.parent_id is None or self.new_parent:
             return
-        for run in self.safe("read_trial_runs", search) or []:
-            trial_id = run.data.tags.get(TRIAL_TAG)
-            if trial_id is not None:
-                self.trial_runs[trial_id] = run.info.run_id
-                if run.info.status != "RUNNING":
-                    self.ended_as[trial_id] = (run.info.status, run.data.tags.get(OUTCOME_TAG))
+        for run in self._trial_runs_of_parent("read_trial_runs"):
+            trial_id = run.data.tags[TRIAL_TAG]
+            self.trial_runs[trial_id] = run.info.run_id
+            if run.info.status != "RUNNING":
+                self.ended_as[trial_id] = (run.info.status, run.data.tags.get(OUTCOME_TAG))
 
     def end_trial(self, trial_id: str, outcome: str) -> None:
         """outcome: "completed", "stopped_early" (by the scheduler or the time budget), "failed", "interrupted"

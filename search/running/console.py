@@ -190,8 +190,10 @@ class Progress(Callback):
         self.last_status = time.monotonic()
         done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
         running = [t for t in trials if t.status == "RUNNING"]
-        steps = ", ".join(f"{_number(t)} at step {(t.last_result or {}).get('step', 0)}" for t in running)
-        steps = f" ({steps})" if running and len(running) <= STATUS_STEPS_UP_TO else ""
+        steps = ""
+        if running and len(running) <= STATUS_STEPS_UP_TO:
+            steps = " ({})".format(", ".join(f"{_number(t)} at step {(t.last_result or {}).get('step', 0)}"
+                                             for t in running))
         self.say(f"{done} of {self.total} trials ended, {len(running)} running{steps}, "
                  f"{max(0, self.total - done - len(running))} pending; best val H {_best(trials)}")
 
