@@ -10,7 +10,7 @@ import pytest
 from conftest import newest_search
 from mlflow import MlflowClient
 from test_interrupts import signalled_after_a_report
-from test_lifecycle import RUN, TINY, cli, outcome
+from test_lifecycle import RUN, TINY, cli
 
 from search.cli import main
 from tracking import promote, report, reproduce
@@ -21,7 +21,8 @@ CAMPAIGN = [*TINY, "--dataset", ",".join(DATASETS), "--num-samples", "1", "--max
             "--max-steps", "80", "--eval-every", "40"]
 
 
-def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard(tmp_path, monkeypatch, capsys):
+def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard(tmp_path, local_ray, monkeypatch,
+                                                                                 capsys):
     driver, _, err = signalled_after_a_report(tmp_path, [*RUN, *CAMPAIGN], "izf-synthetic-sun-small", signal.SIGINT)
     assert driver.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == ("interrupted (SIGINT): continue the campaign with python search/run.py "
@@ -35,9 +36,14 @@ def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard
     (run,) = _runs(client, "izf-campaign")
     assert run.info.status == "KILLED" and run.data.tags["izf.role"] == "campaign"
 
-    resumed = cli(tmp_path, "--resume", "--name", "izf-campaign", "--json", timeout=400)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    done = outcome(resumed)
+    # The resume is the command's main() in this process, on the module's Ray (the cut campaign was a driver of its
+    # own, and test_a_failed_search_is_recorded_and_the_campaign_goes_on runs the command).
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = main(["--resume", "--name", "izf-campaign", "--json"])
+    resumed = capsys.readouterr()
+    assert code == 0, resumed.err[-3000:]
+    done = json.loads(resumed.out)
     assert done["status"] == "finished" and done["campaign_id"] == campaign["campaign_id"]
     first = json.loads((newest_search(tmp_path / "ray_results" / "izf-synthetic") / "izf_search.json").read_text())
     second = json.loads((newest_search(tmp_path / "ray_results" / "izf-synthetic-sun-small") /
@@ -57,10 +63,8 @@ def test_a_campaign_cut_by_ctrl_c_resumes_and_its_champions_make_the_leaderboard
         assert parent.info.run_id in run.data.tags["mlflow.note.content"]
     assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["leaderboard.html", "leaderboard.md"]
 
-    # The leaderboard, in this process from here on (what `python -m tracking.report` runs; test_tracking runs the
-    # command itself).
-    monkeypatch.chdir(tmp_path)
-    capsys.readouterr()
+    # The leaderboard, in this process too (what `python -m tracking.report` runs; test_tracking runs the command
+    # itself).
     assert report._main(["--leaderboard", "--out", str(tmp_path / "lb"), "--ui-url", "http://127.0.0.1:5000"]) == 0
     markdown = (tmp_path / "lb.md").read_text()
     assert capsys.readouterr().out.strip() == markdown.strip()

@@ -111,14 +111,17 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
     assert parent.info.status == "KILLED" and all(c.info.status != "RUNNING" for c in children)
 
 
-def test_a_search_whose_every_trial_fails_ends_with_one_error_line(tmp_path):
+def test_a_search_whose_every_trial_fails_ends_with_one_error_line(tmp_path, local_ray, monkeypatch, capsys):
     # Noise of 1e30 on every input makes every loss NaN: each trial diverges, is retried once, diverges again.
-    failing = cli(tmp_path, *TINY, "--num-samples", "2", "--max-steps", "80", "--eval-every", "40",
-                  "--max-failures", "1", "--set", "input_noise=1e30", "--set", "check_every=10")
-    assert failing.returncode == 1
-    last = failing.stderr.strip().splitlines()[-1]
+    # The command's main() in this process, on the module's Ray (the CLI's own process: test_campaign's failing search).
+    monkeypatch.chdir(tmp_path)
+    code = main([*TINY, "--num-samples", "2", "--max-steps", "80", "--eval-every", "40", "--max-failures", "1",
+                 "--set", "input_noise=1e30", "--set", "check_every=10"])
+    stderr = capsys.readouterr().err
+    assert code == 1
+    last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: all 2 trials failed (each after 1 retry)") and "DivergenceError" in last
-    assert "error.txt" in last and "Traceback" not in failing.stderr
+    assert "error.txt" in last and "Traceback" not in stderr
     (parent,), children = runs_of(tmp_path)
     assert parent.info.status == "FAILED" and parent.data.tags["izf.status"] == "failed"
     assert [c.info.status for c in children] == ["FAILED", "FAILED"]

@@ -28,7 +28,6 @@ from search.running.worker import dataset_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_DIMS = Dims(features=128, attributes=24)
-QUICK = dict(max_steps=300, eval_every=100, max_concurrent=2)
 
 
 def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
@@ -61,15 +60,16 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
 
 
 def faulty_space(trial, dims):
-    """lr 1e30 diverges (DivergenceError); clamp -1 is rejected by FitConfig inside the trial (ConfigError)."""
+    """lr 1e30 diverges (DivergenceError); clamp -1 is rejected by FitConfig inside the trial (ConfigError). The
+    rest is the tests' small model (TINY_FIX's depth, 32 hidden units)."""
     trial.suggest_categorical("lr", [1e-3, 1e30])
     trial.suggest_categorical("clamp", [2.0, -1.0])
-    return {"check_every": 10}
+    return {"check_every": 10, "depth": 2, "hidden": 32, "synthetic_per_class": 50}
 
 
 def test_failing_and_diverging_trials_leave_the_search_intact(tmp_path, local_ray):
     options = SearchOptions(num_samples=4, storage_path=str(tmp_path / "rr"), max_failures=0, scheduler="none",
-                            sampler="random", **QUICK)
+                            sampler="random", max_steps=100, eval_every=50, max_concurrent=2)
     points = [{"lr": 1e30, "clamp": 2.0}, {"lr": 1e-3, "clamp": -1.0}, {"lr": 1e-3, "clamp": 2.0}]
     result = run(options, space=faulty_space, points=points)
     assert result.n_trials == 4 and result.n_errors >= 2

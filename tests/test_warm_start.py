@@ -3,6 +3,7 @@ the sampler's study holds them as its first trials."""
 
 import dataclasses
 import json
+import subprocess
 
 import optuna
 import pytest
@@ -13,6 +14,7 @@ from izf.errors import ConfigError
 from izf.presets import preset
 from izf.training import FitConfig
 from record.study import open_storage
+from search.cli import main
 from search.options import SearchOptions
 from search.preparing.sampling import make_sampler
 from search.preparing.space import Dims, base_point, bind, space
@@ -126,8 +128,16 @@ def test_study_points_are_the_best_finished_trials_first(tmp_path):
         study_points(f"{url}#nope", 2)
 
 
-def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
-    earlier = cli(tmp_path, *TINY, "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--json")
+def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path, local_ray, monkeypatch, capsys):
+    """Both searches are the command's main() in this process, on the module's Ray (the refusals below run the
+    command itself)."""
+    monkeypatch.chdir(tmp_path)
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        code = main(list(args))
+        return subprocess.CompletedProcess(args, code, *capsys.readouterr())
+
+    earlier = command(*TINY, "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--json")
     assert earlier.returncode == 0, earlier.stderr[-3000:]
     folder = newest_search(tmp_path / "ray_results" / "izf-synthetic")
     trials = json.loads((folder / "izf_search.json").read_text())["trials"].values()
@@ -138,8 +148,8 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path):
     assert all(p.pop(SOURCE_ATTRIBUTES) == 24 for p in best)  # synthetic's attributes, from the folder's record
     assert [{k: r[k] for k in p} for p, r in zip(best, ranked, strict=False)] == best and len(best) == 2
 
-    warm = cli(tmp_path, "--dataset", "toy", "--warm-start", "izf-synthetic", "--warm-start-top", "2",
-               "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--scheduler", "none", "--json")
+    warm = command("--dataset", "toy", "--warm-start", "izf-synthetic", "--warm-start-top", "2",
+                   "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--scheduler", "none", "--json")
     assert warm.returncode == 0, warm.stderr[-3000:]
     record = json.loads((newest_search(tmp_path / "ray_results" / "izf-toy") / "izf_search.json").read_text())
     assert record["description"]["warm_start"] == "izf-synthetic" and record["description"]["warm_start_points"] == 2
