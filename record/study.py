@@ -13,6 +13,7 @@ for a block and restores what was set, for the search and for what reads its stu
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["quiet_optuna", "open_study", "open_storage", "journal_path", "JOURNAL", "JOURNAL_FILE"]
+__all__ = ["quiet_optuna", "open_study", "open_storage", "database_url", "journal_path", "JOURNAL", "JOURNAL_FILE"]
 
 JOURNAL, JOURNAL_FILE = "journal://", "optuna.journal"
 
@@ -39,7 +40,33 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
     path = journal_path(spec)
     if path is not None:
         return optuna.storages.JournalStorage(JournalFileBackend(path))
-    return optuna.storages.RDBStorage(spec)
+    return _rdb_storage(database_url(spec))
+
+
+def _rdb_storage(url: str, attempts: int = 3) -> optuna.storages.RDBStorage:
+    """Optuna's RDBStorage on `url`. Two drivers opening a new, empty database at once both create Optuna's tables
+    and one of them loses the race (PostgreSQL: a unique violation on the catalog); the tables are there then, so
+    opening again succeeds."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):
+            time.sleep(0.5 * attempt)
+    return optuna.storages.RDBStorage(url)
+
+
+def database_url(url: str) -> str:
+    """A database URL as SQLAlchemy opens it here: `postgresql://` (whose default driver, psycopg2, this project
+    does not install) through psycopg, the PostgreSQL driver it does install; any other URL as it is."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None:
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 @contextlib.contextmanager

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from izf.errors import ConfigError, first_line
-from record.study import JOURNAL, JOURNAL_FILE, open_storage, quiet_optuna
+from record.study import JOURNAL, JOURNAL_FILE, database_url, open_storage, quiet_optuna
 from search.options import SearchOptions
 
 if TYPE_CHECKING:
     import optuna
+    import sqlalchemy.engine
 
     from search.running.optuna_search import ResumableOptunaSearch
 
@@ -94,10 +95,34 @@ def check_study_storage(url: str | None) -> None:
         parsed.get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError) as e:
         raise ConfigError(f"--study-storage {url!r} is not a database URL ({e}); {usage}") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        folder = Path(parsed.database).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise ConfigError(f"--study-storage {url}: the folder {folder} does not exist; create it or {usage}")
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:"):
+            folder = Path(parsed.database).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise ConfigError(f"--study-storage {url}: the folder {folder} does not exist; create it or {usage}")
+        return
+    _check_connection(url, parsed)
+
+
+def _check_connection(url: str, parsed: sqlalchemy.engine.URL) -> None:
+    """A database server (PostgreSQL, MySQL) must answer and let us in before any trial (10 s at most)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError, NoSuchModuleError
+    from sqlalchemy.pool import NullPool
+
+    shown = parsed.render_as_string(hide_password=True)
+    timeout = {"connect_timeout": 10} if parsed.get_backend_name() in ("postgresql", "mysql") else {}
+    try:
+        engine = create_engine(database_url(url), connect_args=timeout, poolclass=NullPool)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"--study-storage {shown}: its driver is not installed ({e}); install it, or use "
+                          "postgresql://... (psycopg, installed with this project)") from None
+    except (DBAPIError, NoSuchModuleError) as e:
+        reason = first_line(getattr(e, "orig", None) or e)
+        raise ConfigError(f"--study-storage {shown}: cannot open the database ({reason}); check the server, user, "
+                          "password and database name") from None
 
 
 def study_storage(options: SearchOptions) -> str:
