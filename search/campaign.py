@@ -23,7 +23,7 @@ from izf.errors import ConfigError, IZFError
 from record import CampaignRecord, campaigns_of, name_folder, new_search_id, now, searches_of
 from search.options import SearchOptions
 from search.preparing.identity import OpenedSearch, conflicting_options, open_search, resumed
-from search.preparing.lock import NameLock
+from search.preparing.lease import name_lock
 
 __all__ = ["campaign_datasets", "is_campaign", "open_campaign", "run_campaign", "print_campaign", "DEFAULT_NAME"]
 
@@ -95,7 +95,7 @@ def run_campaign(options: SearchOptions, datasets: list[str] | None, given: dict
     if datasets and name in {default_name(d) for d in datasets}:
         raise ConfigError(f"--name {name}: that is the name of one of the campaign's searches; name the campaign "
                           f"otherwise (default {DEFAULT_NAME})")
-    lock = NameLock(name_folder(options.storage_uri, name))
+    lock = name_lock(name_folder(options.storage_uri, name))
     lock.acquire(f"a campaign of {name}")
     try:
         record = open_campaign(options, datasets, given)

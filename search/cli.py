@@ -16,7 +16,7 @@ from record import SearchRecord, finite_json
 from search.arguments import parse
 from search.campaign import DEFAULT_NAME, campaign_datasets, is_campaign, print_campaign, run_campaign
 from search.options import SearchOptions
-from search.preparing.identity import OpenedSearch, conflicting_options, open_search
+from search.preparing.identity import OpenedSearch, check_s3, conflicting_options, open_search
 from search.running.interrupt import signals_ignored
 
 __all__ = ["main"]
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         options, flags, given = parse(argv)
         if json_out:
             sys.stdout = sys.stderr  # the JSON object alone on stdout
+        if options.storage_path.startswith("s3://"):
+            check_s3(options.storage_path)  # before its folders are read
         if is_campaign(options):
             campaign = options.name or DEFAULT_NAME
             outcome = _campaign(options, flags, given)

@@ -11,7 +11,8 @@ from izf.errors import ConfigError
 from record import SearchRecord, new_search_id, searches_of
 from search.options import SearchOptions
 
-__all__ = ["open_search", "resumed", "conflicting_options", "check_storage", "OpenedSearch", "RESUMABLE_WITH"]
+__all__ = ["open_search", "resumed", "conflicting_options", "check_storage", "check_s3", "OpenedSearch",
+           "RESUMABLE_WITH"]
 
 # Settings a resumed search may take anew: where Ray runs and how much the console shows. Every other
 # setting is the search's own, read from its record.
@@ -60,7 +61,10 @@ def conflicting_options(stored: SearchOptions, given: dict) -> list[str]:
 
 
 def check_storage(options: SearchOptions) -> None:
-    """A local --storage-path must be a folder this user can write into (remote storage is Ray's to check)."""
+    """A local --storage-path must be a folder this user can write into; an S3 one a bucket that exists and that
+    the credentials found reach (other remote storage is Ray's to check)."""
+    if options.storage_path.startswith("s3://"):
+        return check_s3(options.storage_path)
     if "://" in options.storage_path:
         return
     folder = Path(options.name_folder)
@@ -71,3 +75,32 @@ def check_storage(options: SearchOptions) -> None:
     except OSError as e:
         raise ConfigError(f"--storage-path {options.storage_path}: cannot write to {folder} "
                           f"({e.strerror or e}); choose a folder you can write to") from None
+
+
+def check_s3(storage_path: str) -> None:
+    """Refuse S3 storage that cannot work, before any trial: no credentials, an endpoint that does not answer, a
+    bucket that does not exist or that these credentials may not use."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+    from search.preparing.lease import s3_client, split_s3
+
+    bucket, _, client_options = split_s3(storage_path)
+    where = f"--storage-path {storage_path}"
+    try:
+        s3_client(client_options).head_bucket(Bucket=bucket)
+    except NoCredentialsError:
+        raise ConfigError(f"{where}: no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+                          "AWS_PROFILE), and AWS_ENDPOINT_URL_S3 for MinIO or another S3-compatible server") from None
+    except EndpointConnectionError as e:
+        raise ConfigError(f"{where}: the S3 endpoint does not answer ({e}); check AWS_ENDPOINT_URL_S3") from None
+    except ClientError as e:
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404:
+            raise ConfigError(f"{where}: the bucket {bucket} does not exist; create it (aws s3 mb s3://{bucket}) "
+                              "or name one that does") from None
+        if status in (401, 403):
+            raise ConfigError(f"{where}: S3 refused these credentials for bucket {bucket} (HTTP {status}); check "
+                              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's policy") from None
+        raise ConfigError(f"{where}: S3 answered {e}") from None
+    except BotoCoreError as e:
+        raise ConfigError(f"{where}: {e}") from None

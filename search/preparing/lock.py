@@ -20,8 +20,9 @@ class NameLock:
     no stale lock is ever left behind. The file names the holder (pid, host, search id) for the message
     of a driver that is refused.
 
-    With remote storage (s3://...) the lock file lies in `~/.cache/izf/locks/` instead: it keeps two
-    drivers on this machine apart, not drivers on two machines.
+    With remote storage other than S3 (gs://...) the lock file lies in `~/.cache/izf/locks/` instead: it keeps
+    two drivers on this machine apart, not drivers on two machines. S3 storage has a lease instead
+    (search.preparing.lease.name_lock).
     """
 
     def __init__(self, name_folder: str) -> None:

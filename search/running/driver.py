@@ -20,8 +20,8 @@ from search.choosing.reevaluate import noise_aware_choice, reevaluate, top_trial
 from search.choosing.result import SearchResult, finished_result, result_of
 from search.options import SearchOptions
 from search.preparing.cluster import check_address, check_resources, start_ray
-from search.preparing.identity import OpenedSearch, check_storage, open_search
-from search.preparing.lock import NameLock
+from search.preparing.identity import OpenedSearch, check_s3, check_storage, open_search
+from search.preparing.lease import name_lock
 from search.preparing.prepared import Prepared, grace_steps, prepare, warn_if_code_changed
 from search.preparing.sampling import METRIC, MODE, check_study_storage, make_sampler, make_searcher, study_has_trials
 from search.preparing.space import space
@@ -79,11 +79,13 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
     make_sampler(options.sampler, options.sampler_stream, options.num_samples, {})  # its backend is installed
     check_address(options.address)
     check_study_storage(options.study_storage)
+    if options.storage_path.startswith("s3://"):
+        check_s3(options.storage_path)  # before its folders are read
     options, record = opened or open_search(options)
     finished = record is not None and record.status == "finished"
     prepared = None if finished else prepare(options, space, points)
     check_storage(options)
-    lock = NameLock(options.name_folder)
+    lock = name_lock(options.name_folder)
     lock.acquire(options.search_id)
     try:
         with Interruption() as interruption:
