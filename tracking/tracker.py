@@ -9,13 +9,14 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 
 import requests
 import sqlalchemy.exc
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from izf.errors import ConfigError, first_line
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 PARENT_TAG, TRIAL_TAG, OUTCOME_TAG = "izf.experiment_path", "izf.trial_id", "izf.outcome"
 # role: search, trial, reevaluation or campaign
 SEARCH_TAG, STATUS_TAG, ROLE_TAG = "izf.search_id", "izf.status", "izf.role"
+# MLflow 3 opens an experiment on the view its kind names; one without the tag lands on the GenAI overview (traces,
+# token usage). Ours are model training.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 OUTCOMES = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED", "lost": "KILLED",
             "interrupted": "KILLED"}
 # A search's end, as the parent run's status and its izf.status tag.
@@ -97,6 +101,7 @@ class Tracker:
         self.search_folder: str | None = None  # the search's Ray folder, named in the outage message
         self.search_id: str | None = None
         self.ended: str | None = None  # how `end` last ended the parent run
+        self.dataset_input: DatasetInput | None = None  # logged on each new run (use_dataset)
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables..."
@@ -118,6 +123,8 @@ class Tracker:
                 self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
             except MlflowException as e:
                 raise ConfigError(f"--mlflow-uri {self.uri}: {first_line(e)}; {URI_USAGE}") from None
+            if self.uri.startswith(("http://", "https://")):
+                self._check_server()
             return
         database = Path(self.uri.removeprefix("sqlite:///"))
         if not database.parent.is_dir():
@@ -132,6 +139,26 @@ class Tracker:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self._client = client
+
+    def _check_server(self) -> None:
+        """A tracking server must answer a read before the search starts: one that is down, refuses these
+        credentials or fails (HTTP 500, e.g. its database is gone) is named now, not after the trials."""
+        try:
+            self._client.search_experiments(max_results=1)
+        except MlflowException as e:
+            status = getattr(e, "get_http_status_code", lambda: None)()
+            text = first_line(e)
+            retried = re.search(r"too many (\d{3}) error responses", str(e))  # MLflow retries 5xx answers
+            if retried:
+                why = f"the server answered HTTP {retried.group(1)} (an error of its own: see its log)"
+            elif "Max retries exceeded" in text or "Connection refused" in str(e):
+                why = "no MLflow server answers there (start it, or run with --no-tracking and record later with " \
+                      "python -m tracking.sync)"
+            elif status in (401, 403) or " 401" in text or " 403" in text:
+                why = "the server refused these credentials (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+            else:
+                why = f"the server failed to answer ({text}); see its log"
+            raise ConfigError(f"--mlflow-uri {self.uri}: {why}") from None
 
     def safe(self, what: str, fn: "callable", *args: object, **kwargs: object) -> object:
         """fn(*args, **kwargs), or None when MLflow cannot be reached or refuses (counted, warned about once,
@@ -159,14 +186,28 @@ class Tracker:
         """The experiment's id, created on first use."""
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
-            if found is not None:
-                self._experiment_id = found.experiment_id
-            else:
+            if found is None:
                 location = None
                 if self.uri.startswith("sqlite:///"):  # a trial's cwd is its trial dir: be explicit
                     location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-                self._experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+                try:
+                    self._experiment_id = self.client.create_experiment(self.experiment, artifact_location=location,
+                                                                        tags={KIND_TAG: KIND})
+                    return self._experiment_id
+                except MlflowException as e:  # another driver created it first
+                    if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    found = self.client.get_experiment_by_name(self.experiment)
+            self._experiment_id = found.experiment_id
+            if KIND_TAG not in found.tags:  # created before the kind was set, or by someone else
+                self.client.set_experiment_tag(self._experiment_id, KIND_TAG, KIND)
         return self._experiment_id
+
+    def use_dataset(self, name: str, checksum: str, source: str) -> None:
+        """The benchmark the search's runs train on, logged as each new run's dataset input (the runs table's
+        Dataset column): its name, the first 16 characters of its checksum as the digest, where it came from."""
+        dataset = Dataset(name=name, digest=checksum[:16], source_type="local", source=json.dumps({"uri": source}))
+        self.dataset_input = DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
 
     def find_run(self, **tags: str) -> str | None:
         """The run with these tags, None where there is none."""
@@ -194,6 +235,7 @@ class Tracker:
                     **(tags or {})})
                 run_id = run.info.run_id
                 self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
+                self._log_dataset(run_id)
                 self.new_parent = True
             elif reopen:
                 self.client.set_tag(run_id, STATUS_TAG, "running")
@@ -216,6 +258,7 @@ class Tracker:
                 run_id = run.info.run_id
                 self.added["trials"] += 1
                 self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
+                self._log_dataset(run_id)
             else:
                 if reopen and trial_id not in self.ended_as:
                     self.client.update_run(run_id, status="RUNNING")
@@ -227,6 +270,10 @@ class Tracker:
         if self.parent_id is None:
             return None
         return self.safe("trial_run", open_run)
+
+    def _log_dataset(self, run_id: str) -> None:
+        if self.dataset_input is not None:
+            self.client.log_inputs(run_id, datasets=[self.dataset_input])
 
     def log_result(self, trial_id: str, result: dict) -> None:
         """Log one report as step-indexed metrics; a step this run already has (a retried trial that

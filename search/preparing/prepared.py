@@ -52,7 +52,8 @@ class Prepared:
                 "warm_start": o.warm_start, "warm_start_points": len(o.warm_start_points),
                 "fixed_params": o.fixed_params, "checkpoint_every": o.checkpoint_every,
                 "cpus_per_trial": o.cpus_per_trial, "gpus_per_trial": o.gpus_per_trial, "max_failures": o.max_failures,
-                "data_checksum": self.bench.checksum(), "git_commit": self.code.commit, "git_dirty": self.code.dirty,
+                "data_checksum": self.bench.checksum(), "data_source": self.bench.source,
+                "git_commit": self.code.commit, "git_dirty": self.code.dirty,
                 "base": self.base, "feature_dim": self.val_split.feature_dim,
                 "attribute_dim": self.val_split.attribute_dim, "space": self.space_source,
                 "study": {"storage": study_storage(o), "name": o.experiment_name}}
