@@ -5,11 +5,16 @@
 #                              config and keys, on 127.0.0.1 in a private network namespace) and stops it by pid;
 #                              on a Debian that runs services (systemd), apt also starts the system's sshd,
 #                              which the test never uses
+#   postgresql                 tests/test_team.py's PostgreSQL (the MLflow server's store and the shared Optuna
+#                              study): the tests run `initdb` into a folder of their own and start `postgres` on
+#                              127.0.0.1 themselves, as the `postgres` user when run as root; the cluster apt may
+#                              start is never used
 # Does nothing when all are there.
 set -euo pipefail
 missing=()
 { command -v chromium && command -v chromedriver; } >/dev/null || missing+=(chromium chromium-driver)
 { [ -x /usr/sbin/sshd ] && command -v rsync && command -v ssh-keygen; } >/dev/null || missing+=(openssh-server rsync)
+{ command -v initdb || compgen -G "/usr/lib/postgresql/*/bin/initdb"; } >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

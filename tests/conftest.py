@@ -94,9 +94,9 @@ def real_split_labels(name: str) -> np.ndarray:
 # pyproject.toml; by default it orders them by their number of tests, which put the one-test files that run longest,
 # `ray up` and the cluster-scale search, last), so the long ones start first and the short ones fill the end: both
 # workers finish together instead of one running a long file alone.
-LONGEST_FIRST = ("test_search", "test_interrupts", "test_tracking", "test_ray_up", "test_champion", "test_lifecycle",
-                 "test_reproduce", "test_campaign", "test_scale", "test_training", "test_warm_start", "test_reevaluate",
-                 "test_multinode", "test_data")
+LONGEST_FIRST = ("test_team", "test_search", "test_interrupts", "test_tracking", "test_ray_up", "test_warm_start",
+                 "test_champion", "test_scale", "test_reproduce", "test_lifecycle", "test_campaign", "test_training",
+                 "test_reevaluate", "test_multinode", "test_data")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

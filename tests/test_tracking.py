@@ -3,9 +3,7 @@
 import io
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +16,7 @@ from conftest import TINY_FIX, trial_results, wait_for_http
 from mlflow import MlflowClient
 from ray.tune import Callback
 from ray.tune.experiment import Trial
+from services import BIN, MlflowServer, free_port
 
 from izf.data import load_dataset
 from izf.io import load_model
@@ -28,46 +27,6 @@ from tracking import Tracker, sync
 from tracking.champion import promote
 from tracking.model import CHAMPION, register
 from tracking.recorder import MLflowRecorder, record_final
-
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MlflowServer:
-    """`mlflow server` on 127.0.0.1 with a sqlite store, stopped and restarted by its process id."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.port, self.process = root, _free_port(), None
-        self.uri = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        self.process = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--artifacts-destination", str(self.root / "art")],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for_http(f"{self.uri}/health", self.process, timeout=60)
-        except RuntimeError:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.process = None
 
 
 @pytest.fixture(scope="module")
@@ -456,7 +415,7 @@ def test_tracking_survives_an_outage_but_not_a_bug(tmp_path):
 
 def test_champion_is_served_over_rest(searched):
     tracker, result, _ = searched
-    port = _free_port()
+    port = free_port()
     # The scoring server is started as `uvicorn`, looked up on PATH: the venv's bin must be on it.
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracker.uri, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/izf-synthetic@champion",
@@ -478,57 +437,3 @@ def test_champion_is_served_over_rest(searched):
             server.wait(timeout=30)
 
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--window-size=1600,1000")
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.fail("the MLflow UI test needs Debian's chromium and chromium-driver: run scripts/install-test-tools.sh "
-                    "(the README's test command does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    chrome = webdriver.Chrome(options=options, service=Service(driver))
-    chrome.implicitly_wait(30)
-    try:
-        yield chrome
-    finally:
-        chrome.quit()
-
-
-def test_mlflow_ui_shows_the_search_and_compares_two_trials(searched, browser, tmp_path):
-    from selenium.webdriver.common.by import By
-
-    tracker, _, recorded = searched
-    client = tracker.client
-    experiment = client.get_experiment_by_name("izf-synthetic").experiment_id
-    parent_id = recorded["parent_run_id"]
-    children = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
-    names = {c.info.run_id: c.info.run_name for c in children}
-
-    browser.get(f"{tracker.uri}/#/experiments/{experiment}/runs")
-    parent = browser.find_element(By.CSS_SELECTOR, f"[role=row][row-id='{parent_id}']")
-    assert client.get_run(parent_id).info.run_name in parent.text
-    parent.find_element(By.CSS_SELECTOR, "[data-component-id*='runnamecellrenderer']").click()  # expand
-    rows = {run_id: browser.find_element(By.CSS_SELECTOR, f"[role=row][row-id='{run_id}']") for run_id in names}
-    for run_id, row in rows.items():
-        assert names[run_id] in row.text
-    browser.save_screenshot(str(tmp_path / "mlflow_ui_runs.png"))
-
-    picked = sorted(names)[:2]
-    for run_id in picked:
-        rows[run_id].find_element(By.CSS_SELECTOR, ".ag-selection-checkbox .ag-checkbox-input-wrapper").click()
-    browser.find_element(By.XPATH, "//button[normalize-space()='Compare']").click()
-    browser.find_element(By.XPATH, "//*[contains(text(), 'Comparing 2 Runs')]")
-    assert "compare-runs" in browser.current_url and all(run_id in browser.current_url for run_id in picked)
-    page = browser.find_element(By.TAG_NAME, "body").text
-    assert all(names[run_id] in page for run_id in picked) and "mmd_weight" in page
-    browser.save_screenshot(str(tmp_path / "mlflow_ui_compare.png"))
-    assert (tmp_path / "mlflow_ui_compare.png").stat().st_size > 10_000
