@@ -70,8 +70,9 @@ class MLflowRecorder:
         tags = {"izf.dataset": description["dataset"], "izf.name": search["name"]}
         if campaign:  # one of a campaign's searches (tracking.campaign)
             tags[CAMPAIGN_TAG] = campaign["campaign_id"]
-        self.tracker.use_dataset(description["dataset"], description["data_checksum"],
-                                 description.get("data_source", description["dataset"]))
+        if "data_checksum" in description:  # the dataset input's digest
+            self.tracker.use_dataset(description["dataset"], description["data_checksum"],
+                                     description.get("data_source", description["dataset"]))
         self.tracker.start(search["search_id"], search["folder"], parent_params(description), tags=tags)
         self.recorded["parent_run_id"] = self.tracker.parent_id
 

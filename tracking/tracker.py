@@ -151,11 +151,13 @@ class Tracker:
             retried = re.search(r"too many (\d{3}) error responses", str(e))  # MLflow retries 5xx answers
             if retried:
                 why = f"the server answered HTTP {retried.group(1)} (an error of its own: see its log)"
-            elif "Max retries exceeded" in text or "Connection refused" in str(e):
+            elif any(s in str(e) for s in ("Connection refused", "NewConnectionError", "Max retries exceeded")):
                 why = "no MLflow server answers there (start it, or run with --no-tracking and record later with " \
                       "python -m tracking.sync)"
             elif status in (401, 403) or " 401" in text or " 403" in text:
                 why = "the server refused these credentials (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+            elif status:
+                why = f"the server answered HTTP {status} ({text}); see its log"
             else:
                 why = f"the server failed to answer ({text}); see its log"
             raise ConfigError(f"--mlflow-uri {self.uri}: {why}") from None
