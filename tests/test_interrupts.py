@@ -75,8 +75,13 @@ def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path, monkeypatch, caps
     assert final["search_seconds"] > first_driver_seconds
     after = trial_results(folder)
     assert len(after) == 3 and all(rows[-1]["step"] == 300 for rows in after.values())
-    for tid, n in reports_before.items():  # continued from checkpoints: no report made twice
-        assert [r["step"] for r in after[tid]] == sorted({r["step"] for r in after[tid]}) and len(after[tid]) >= n
+    # Continued: Tune's rows of a trial are in order and keep those before the interruption. A step may be there
+    # twice: Tune writes a result, then asks the trial for its checkpoint in a second round trip, and a Ctrl-C
+    # between the two leaves the trial to resume from the checkpoint before (run 3 of docs/benchmarks.md, session
+    # 13: [100, 200, 200, 300]). MLflow has each step once (below).
+    for tid, n in reports_before.items():
+        steps = [r["step"] for r in after[tid]]
+        assert steps == sorted(steps) and len(steps) >= n and len(steps) - len(set(steps)) <= 1, steps
     (parent,), children = runs_of(tmp_path, database=new_store)
     assert parent.info.status == "FINISHED" and parent.data.tags["izf.status"] == "finished"
     assert parent.data.metrics["test_softmax_h"] == pytest.approx(done["test"]["softmax_h"])
@@ -85,7 +90,7 @@ def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path, monkeypatch, caps
     client = MlflowClient(f"sqlite:///{tmp_path}/{new_store}")
     for child in children:  # every report, those before the interruption included
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "step_logged")]
-        assert sorted(steps) == [r["step"] for r in after[child.data.tags["izf.trial_id"]]]
+        assert sorted(steps) == sorted({r["step"] for r in after[child.data.tags["izf.trial_id"]]})  # each once
     (version,) = versions_of(tmp_path, database=new_store)
     assert version.tags["parent_run_id"] == parent.info.run_id and done["mlflow"]["registered"]
     assert done["mlflow"]["champion"] is True

@@ -208,10 +208,11 @@ def test_ctrl_c_on_s3_storage_then_resume_loses_nothing(team, tmp_path):
     assert all(t["outcome"] == "completed" and t["last"]["step"] == 100 for t in after["trials"].values())
     assert set(before["trials"]) <= set(after["trials"])
     folder = f"{STORAGE}/cut/{search_id}"
-    for trial_folder in subfolders(folder):  # continued from its S3 checkpoint: no report made twice
+    for trial_folder in subfolders(folder):  # continued from its S3 checkpoint (one step twice at most: see
+        # test_interrupts.py's Ctrl-C test)
         steps = [json.loads(line)["step"] for line in (read_text(f"{folder}/{trial_folder}/result.json") or "")
                  .splitlines() if line.strip()]
-        assert steps == sorted(set(steps)) and steps[-1] == 100, (trial_folder, steps)
+        assert steps == sorted(steps) and len(steps) - len(set(steps)) <= 1 and steps[-1] == 100, (trial_folder, steps)
     parent, children = runs_of_search(client, search_id)
     assert parent.info.status == "FINISHED" and len(children) == 2
     for child in children:
