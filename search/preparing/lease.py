@@ -119,13 +119,6 @@ class S3Lease:
         if not self.lost:
             self._call(self.client.delete_object, Bucket=self.bucket, Key=self.key, IfMatch=self._etag)
 
-    def is_held(self) -> bool:
-        """Whether some driver holds a lease not yet expired."""
-        if self._renewer is not None and not self.lost:
-            return True
-        current = self._read()
-        return current is not None and current[2] <= float(current[0].get("ttl_s", self.ttl))
-
     def _start_renewing(self) -> None:
         self._stop.clear()
         self.lost = False
