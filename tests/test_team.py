@@ -150,8 +150,10 @@ def test_one_driver_per_name_across_machines_and_a_dead_holders_lease_is_taken_o
         folder.mkdir()
         return {**os.environ, "HOME": str(folder), "XDG_CACHE_HOME": str(folder / ".cache"), "IZF_LEASE_SECONDS": "6"}
 
-    command = search_command(team, "leased", "--num-samples", "1", "--max-steps", "400", "--eval-every", "20",
-                             "--no-tracking")  # the lease alone is under test here
+    # Its two trials one after the other keep the holder running well past the refusal, on a busy machine too (one
+    # trial of 400 steps ended before the kill in a run beside test_lifecycle); the lease alone is under test here.
+    command = search_command(team, "leased", "--max-concurrent", "1", "--max-steps", "400", "--eval-every", "20",
+                             "--no-tracking")
     holder = subprocess.Popen(command, cwd=tmp_path, env=machine("one"), start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -163,8 +165,11 @@ def test_one_driver_per_name_across_machines_and_a_dead_holders_lease_is_taken_o
         assert last.startswith(f"error: {STORAGE}/leased is in use: search ") and f"pid {holder.pid} on " in last
         assert "Traceback" not in refused.stderr
     finally:
-        os.killpg(holder.pid, signal.SIGKILL)  # the machine dies: nothing of the driver runs on
+        running = holder.poll() is None
+        if running:
+            os.killpg(holder.pid, signal.SIGKILL)  # the machine dies: nothing of the driver runs on
         holder.wait()
+    assert running, "the first driver ended before it could be killed"
     lease = boto3.client("s3").get_object(Bucket=BUCKET, Key="rr/leased/.lease")
     assert f"pid {holder.pid}" in json.loads(lease["Body"].read())["holder"]  # left behind by the dead driver
     time.sleep(7)  # its time to live (6 s) passes without a renewal
