@@ -83,11 +83,11 @@ def run(options: SearchOptions, *, space: Callable = space, points: list[dict] |
         check_s3(options.storage_path)  # before its folders are read
     options, record = opened or open_search(options)
     finished = record is not None and record.status == "finished"
+    prepared = None if finished else prepare(options, space, points)
     check_storage(options)
     lock = name_lock(options.name_folder)
-    lock.acquire(options.search_id)  # a name in use is refused before its data is read
+    lock.acquire(options.search_id)
     try:
-        prepared = None if finished else prepare(options, space, points)
         with Interruption() as interruption:
             emit = Listeners(EventLog(options.experiment_path), listeners or []).emit
             if finished:
