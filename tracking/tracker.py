@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 PARENT_TAG, TRIAL_TAG, OUTCOME_TAG = "izf.experiment_path", "izf.trial_id", "izf.outcome"
 # role: search, trial, reevaluation or campaign
 SEARCH_TAG, STATUS_TAG, ROLE_TAG = "izf.search_id", "izf.status", "izf.role"
-# MLflow 3 opens an experiment on the view its kind names; one without the tag lands on the GenAI overview (traces,
-# token usage). Ours are model training.
+# MLflow's kind of an experiment: ours are model training, not GenAI. (MLflow 3.17's UI opens an experiment on the
+# view of its sidebar switch, not on the one this tag names: docs/tracking.md.)
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 OUTCOMES = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED", "lost": "KILLED",
             "interrupted": "KILLED"}

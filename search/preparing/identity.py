@@ -61,10 +61,8 @@ def conflicting_options(stored: SearchOptions, given: dict) -> list[str]:
 
 
 def check_storage(options: SearchOptions) -> None:
-    """A local --storage-path must be a folder this user can write into; an S3 one a bucket that exists and that
-    the credentials found reach (other remote storage is Ray's to check)."""
-    if options.storage_path.startswith("s3://"):
-        return check_s3(options.storage_path)
+    """A local --storage-path must be a folder this user can write into (S3 storage: `check_s3`, which the driver
+    calls before the search's folders are read; other remote storage is Ray's to check)."""
     if "://" in options.storage_path:
         return
     folder = Path(options.name_folder)

@@ -179,4 +179,3 @@ def _server_time(response: dict) -> datetime | None:
         return parsedate_to_datetime(header) if header else None
     except (TypeError, ValueError):
         return None
-
