@@ -17,6 +17,7 @@ from izf.data import Benchmark, load_benchmark, make_split, synthetic, write_xls
 from izf.io import model_bytes
 from izf.training import FitConfig, fit
 from tracking import Tracker
+from tracking import promote as promote_cli
 from tracking.champion import CHALLENGE_SEED, Measure, challenge_split, promote
 from tracking.model import CHAMPION, log_model, register
 from tracking.retrain import local_retrainer
@@ -166,7 +167,7 @@ def test_a_challenge_moves_the_alias_only_when_the_challenger_wins(tmp_path):
     assert len(calls) == before
 
 
-def test_the_promote_cli_decides_a_challenge_with_the_local_data(tmp_path):
+def test_the_promote_cli_decides_a_challenge_with_the_local_data(tmp_path, capsys):
     """`python -m tracking.promote` runs a challenge here, on --data-root's files, and refuses other data."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = Tracker(uri, "izf-apy").client
@@ -179,12 +180,13 @@ def test_the_promote_cli_decides_a_challenge_with_the_local_data(tmp_path):
     run = client.get_model_version("izf-apy", challenger).tags["parent_run_id"]
     for key, value in (("seed", "0"), ("cpus_per_trial", "1.0")):
         client.log_param(run, key, value)
-    command = [sys.executable, "-m", "tracking.promote", "--dataset", "apy", "--mlflow-uri", uri, "--data-root"]
-    elsewhere = subprocess.run([*command, str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert elsewhere.returncode == 1 and elsewhere.stderr.startswith("error: ") and "--data-root" in elsewhere.stderr
+    flags = ["--dataset", "apy", "--mlflow-uri", uri, "--data-root"]
+    assert promote_cli.main([*flags, str(tmp_path)]) == 1  # its main() in this process; the command itself below
+    elsewhere = capsys.readouterr().err
+    assert elsewhere.startswith("error: ") and "--data-root" in elsewhere and len(elsewhere.splitlines()) == 1
     assert _champion(client, "izf-apy") == champion
-    done = subprocess.run([*command, str(tmp_path / "data"), "--challenge-seeds", "2"], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "tracking.promote", *flags, str(tmp_path / "data"),
+                           "--challenge-seeds", "2"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     # The same config, the same fresh seeds: equal means, and a tie keeps the champion.
     tags = client.get_model_version("izf-apy", challenger).tags

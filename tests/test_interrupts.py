@@ -16,7 +16,7 @@ from conftest import newest_search, reports_on_disk, trial_results
 from mlflow import MlflowClient
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from test_lifecycle import RUN, TINY, cli, outcome, runs_of, versions_of
+from test_lifecycle import RUN, TINY, outcome, runs_of, versions_of
 
 from search.choosing.final import SearchFailed
 from search.cli import main
@@ -95,12 +95,14 @@ def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path, monkeypatch, caps
     assert version.tags["parent_run_id"] == parent.info.run_id and done["mlflow"]["registered"]
     assert done["mlflow"]["champion"] is True
 
-    # Resuming the finished search records nothing new; changed settings are refused before any work.
-    again = cli(tmp_path, "--resume", "--name", "ctrl-c", "--json")
-    assert again.returncode == 0 and outcome(again)["mlflow"]["registered"] is False
-    assert "had no record" not in again.stderr  # the store has it now: nothing replayed
+    # Resuming the finished search records nothing new (and starts no Ray); changed settings are refused before any
+    # work. In this process: what the command runs.
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code, again = main(["--resume", "--name", "ctrl-c", "--json"]), capsys.readouterr()
+    assert code == 0 and json.loads(again.out)["mlflow"]["registered"] is False, again.err[-3000:]
+    assert "had no record" not in again.err  # the store has it now: nothing replayed
     assert len(versions_of(tmp_path, database=new_store)) == 1 and len(runs_of(tmp_path, database=new_store)[0]) == 1
-    monkeypatch.chdir(tmp_path)  # in this process: what the command runs
     for flags, message in ((["--num-samples", "9"], "cannot change: --num-samples 9 (the search has 3)"),
                            (["--mlflow-uri", f"sqlite:///{tmp_path / 'other.db'}"], "this search records to")):
         code, refused = main(["--resume", "--name", "ctrl-c", *flags]), capsys.readouterr().err
@@ -108,7 +110,8 @@ def test_ctrl_c_then_resume_finishes_the_same_search(tmp_path, monkeypatch, caps
 
 
 def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
-    command = [*RUN, *TINY, "--num-samples", "2", "--max-steps", "2000", "--eval-every", "200", "--name", "term"]
+    command = [*RUN, *TINY, "--num-samples", "2", "--max-concurrent", "1", "--max-steps", "2000", "--eval-every", "200",
+               "--name", "term"]  # one trial at a time: one Ray worker (its imports) fewer
     driver, _, err = signalled_after_a_report(tmp_path, command, "term", signal.SIGTERM)
     assert driver.returncode == 130, err[-3000:]  # Ray's own SIGTERM handler aborted the driver (134)
     assert "interrupted (SIGTERM): continue with" in err

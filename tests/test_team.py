@@ -20,7 +20,7 @@ from test_lifecycle import RUN, TINY
 from record import read_events
 from record.storage import read_text, subfolders
 from search.cli import main
-from tracking import reproduce
+from tracking import reproduce, sync
 
 BUCKET = "team"
 STORAGE = f"s3://{BUCKET}/rr"
@@ -57,7 +57,11 @@ def team(tmp_path_factory):
 
 
 def search_command(team, name: str, *more: str) -> list[str]:
-    return [*RUN, *TINY, "--num-samples", "2", "--max-steps", "40", "--eval-every", "20", "--name", name,
+    """A small search of `name` on the team's services. Its two trials run one after the other, in one Ray worker:
+    every Ray worker a trial starts imports torch, Ray Tune and izf again (~3 CPU-seconds on a machine the suite keeps
+    busy), and what is under test here is the services, not trials at once (test_lifecycle.py has those)."""
+    return [*RUN, *TINY, "--num-samples", "2", "--max-concurrent", "1", "--max-steps", "40", "--eval-every", "20",
+            "--name", name,
             "--storage-path", STORAGE, "--mlflow-uri", team.uri, "--study-storage", team.study, *more]
 
 
@@ -150,10 +154,10 @@ def test_one_driver_per_name_across_machines_and_a_dead_holders_lease_is_taken_o
         folder.mkdir()
         return {**os.environ, "HOME": str(folder), "XDG_CACHE_HOME": str(folder / ".cache"), "IZF_LEASE_SECONDS": "6"}
 
-    # Its two trials one after the other keep the holder running well past the refusal, on a busy machine too (one
-    # trial of 400 steps ended before the kill in a run beside test_lifecycle); the lease alone is under test here.
-    command = search_command(team, "leased", "--max-concurrent", "1", "--max-steps", "400", "--eval-every", "20",
-                             "--no-tracking")
+    # Its two trials of 400 steps one after the other keep the holder running well past the refusal, on a busy
+    # machine too (one trial of 400 steps ended before the kill in a run beside test_lifecycle); the lease alone is
+    # under test here.
+    command = search_command(team, "leased", "--max-steps", "400", "--eval-every", "20", "--no-tracking")
     holder = subprocess.Popen(command, cwd=tmp_path, env=machine("one"), start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -184,8 +188,7 @@ def test_one_driver_per_name_across_machines_and_a_dead_holders_lease_is_taken_o
 
 
 def test_ctrl_c_on_s3_storage_then_resume_loses_nothing(team, tmp_path):
-    command = search_command(team, "cut", "--max-concurrent", "1", "--max-steps", "100", "--eval-every", "50",
-                             "--json")
+    command = search_command(team, "cut", "--max-steps", "100", "--eval-every", "50", "--json")
     driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
@@ -226,7 +229,7 @@ def test_ctrl_c_on_s3_storage_then_resume_loses_nothing(team, tmp_path):
         assert steps == sorted(set(steps)) and steps[-1] == 100
 
 
-def test_sync_from_s3_after_an_mlflow_outage_records_every_trial_once(team, tmp_path):
+def test_sync_from_s3_after_an_mlflow_outage_records_every_trial_once(team, tmp_path, capsys):
     """The server is stopped by its pid once the parent run exists, and started again after the search: the command
     the warning names (`python -m tracking.sync s3://...`) writes the rest; a second sync adds nothing."""
     def outage(proc: subprocess.Popen) -> None:
@@ -245,12 +248,12 @@ def test_sync_from_s3_after_an_mlflow_outage_records_every_trial_once(team, tmp_
     assert driver.returncode == 0, err[-3000:]
     folder = json.loads(out)["folder"]
     assert f"python -m tracking.sync {folder}" in err
-    counts = []
-    for _ in range(2):
-        synced = subprocess.run([sys.executable, "-m", "tracking.sync", folder, "--mlflow-uri", team.uri],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert synced.returncode == 0, synced.stderr[-3000:]
-        counts.append(synced.stdout)
+    synced = subprocess.run([sys.executable, "-m", "tracking.sync", folder, "--mlflow-uri", team.uri],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    capsys.readouterr()
+    assert sync.main([folder, "--mlflow-uri", team.uri]) == 0  # again: the command's main(), in this process
+    again = capsys.readouterr().out
     client = client_of(team)
     search_id = folder.rsplit("/", 1)[1]
     parent, children = runs_of_search(client, search_id)
@@ -262,7 +265,7 @@ def test_sync_from_s3_after_an_mlflow_outage_records_every_trial_once(team, tmp_
         assert child.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "h")]
         assert steps == [20, 40, 60]
-    assert f"{search_id}: added 0 trial runs and 0 metric steps; 0 MLflow calls failed" in counts[1], counts[1]
+    assert f"{search_id}: added 0 trial runs and 0 metric steps; 0 MLflow calls failed" in again, again
 
 
 def _runs_named(team, name: str) -> list:

@@ -24,6 +24,7 @@ from record import read_events
 from search import SearchOptions
 from search.running.driver import run
 from tracking import Tracker, sync
+from tracking import promote as promote_cli
 from tracking.champion import promote
 from tracking.model import CHAMPION, register
 from tracking.recorder import MLflowRecorder, record_final
@@ -198,8 +199,8 @@ def test_promote_cli(searched, monkeypatch):
 
 def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_server_factory, local_ray, caplog):
     uri, stop, restart = mlflow_server_factory()
-    options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=200, eval_every=100,
-                            scheduler="none", name="outage", fixed_params=TINY_FIX)
+    options = SearchOptions(num_samples=2, max_concurrent=1, storage_path=str(tmp_path / "rr"), max_steps=200,
+                            eval_every=100, scheduler="none", name="outage", fixed_params=TINY_FIX)
     tracker = Tracker(uri, "izf-outage")
     recorder = MLflowRecorder(tracker)
 
@@ -388,15 +389,15 @@ def test_final_seeds_reach_mlflow_as_mean_and_spread(tmp_path, mlflow_server, lo
     assert metrics["test_softmax_h_std"] == pytest.approx(result.test_spread["softmax_h"])
 
 
-def test_a_version_without_val_h_is_never_made_champion(tmp_path):
+def test_a_version_without_val_h_is_never_made_champion(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = Tracker(uri, "izf-hand").client
     client.create_registered_model("izf-hand")
     client.create_model_version("izf-hand", source=(tmp_path / "model").as_uri(), tags={"data_checksum": "x"})
     assert promote(client, "izf-hand", "1").champion is None  # used to raise: max() of no versions with a val_h
-    out = subprocess.run([sys.executable, "-m", "tracking.promote", "--dataset", "hand", "--mlflow-uri", uri],
-                         capture_output=True, text=True)
-    assert out.returncode == 1 and out.stderr.startswith("error: izf-hand version 1 has no val_h tag")
+    # The command's main() in this process (test_promote_cli runs `python -m tracking.promote` itself).
+    assert promote_cli.main(["--dataset", "hand", "--mlflow-uri", uri]) == 1
+    assert capsys.readouterr().err.startswith("error: izf-hand version 1 has no val_h tag")
 
 
 def test_tracking_survives_an_outage_but_not_a_bug(tmp_path):

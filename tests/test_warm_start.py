@@ -164,21 +164,32 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path, loc
     assert outcome(warm)["n_trials"] == 2
 
 
-def test_a_warm_start_with_nothing_to_start_from_is_one_error_line(tmp_path):
+def test_a_warm_start_with_nothing_to_start_from_is_one_error_line(tmp_path, monkeypatch, capsys):
+    """The first refusal is the command itself; the others its main() in this process (the same code, without a
+    Python start-up each)."""
     empty = tmp_path / "empty.db"
     optuna.storages.RDBStorage(f"sqlite:///{empty}")  # a storage with its tables and no study
-    for source, message in (("izf-nothing", "no such folder or file, and no MLflow store at"),
-                            (f"sqlite:///{tmp_path / 'none.db'}", "no such file"),
+    monkeypatch.chdir(tmp_path)
+
+    def refused(source: str, command: bool = False) -> str:
+        if command:
+            done = cli(tmp_path, "--warm-start", source)
+            code, err = done.returncode, done.stderr
+        else:
+            code, err = main(["--warm-start", source]), capsys.readouterr().err
+        assert code == 1 and err.strip().startswith("error: --warm-start") and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        return err
+
+    assert "no such folder or file, and no MLflow store at" in refused("izf-nothing", command=True)
+    for source, message in ((f"sqlite:///{tmp_path / 'none.db'}", "no such file"),
                             (f"journal://{tmp_path / 'none.journal'}", "no such file"),
                             (f"sqlite:///{empty}", "holds 0 studies")):
-        refused = cli(tmp_path, "--warm-start", source)
-        assert refused.returncode == 1 and refused.stderr.strip().startswith("error: --warm-start"), refused.stderr
-        assert message in refused.stderr and "Traceback" not in refused.stderr
+        assert message in refused(source)
     # Read-only: nothing was created by looking (no mlflow.db, no none.db).
     assert not any((tmp_path / f).exists() for f in ("none.db", "none.journal", "mlflow.db"))
     Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-other").experiment_id()  # a store without that experiment
-    refused = cli(tmp_path, "--warm-start", "izf-nothing")
-    assert refused.returncode == 1 and "no MLflow experiment of that name at sqlite:" in refused.stderr
+    assert "no MLflow experiment of that name at sqlite:" in refused("izf-nothing")
 
 
 def _without(point: dict, key: str) -> dict:
