@@ -119,8 +119,8 @@ def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_p
     from tracking.recorder import MLflowRecorder
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-wider")
-    result = run(SearchOptions(num_samples=3, scheduler="none", max_steps=20, eval_every=20, fixed_params=TINY_FIX,
-                               storage_path=str(tmp_path / "rr"), start_from_base=False),
+    result = run(SearchOptions(num_samples=3, max_concurrent=1, scheduler="none", max_steps=20, eval_every=20,
+                               fixed_params=TINY_FIX, storage_path=str(tmp_path / "rr"), start_from_base=False),
                  space=wider, listeners=[MLflowRecorder(tracker)])
     trials = ExperimentAnalysis(result.experiment_path).trials
     sampled = {t.trial_id: t.config["weight_decay"] for t in trials}
@@ -134,8 +134,8 @@ def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_p
 
 
 def test_multi_objective_search_reports_its_pareto_front(tmp_path, local_ray):
-    result = run(SearchOptions(objective="multi", sampler="nsga2", scheduler="none", num_samples=4, max_steps=40,
-                               eval_every=20, storage_path=str(tmp_path), fixed_params=TINY_FIX))
+    result = run(SearchOptions(objective="multi", sampler="nsga2", scheduler="none", num_samples=4, max_concurrent=1,
+                               max_steps=40, eval_every=20, storage_path=str(tmp_path), fixed_params=TINY_FIX))
     front, trials = result.pareto, result.trials
     assert not front.empty and set(front["trial_id"]) <= set(trials["trial_id"])
     for _, r in trials.iterrows():  # a trial is on the front exactly when no trial dominates it

@@ -137,7 +137,8 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path, loc
         code = main(list(args))
         return subprocess.CompletedProcess(args, code, *capsys.readouterr())
 
-    earlier = command(*TINY, "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--json")
+    one_at_a_time = ["--max-concurrent", "1"]  # one Ray worker for both trials (a worker's imports: ~3 CPU-seconds)
+    earlier = command(*TINY, "--num-samples", "2", *one_at_a_time, "--max-steps", "40", "--eval-every", "40", "--json")
     assert earlier.returncode == 0, earlier.stderr[-3000:]
     folder = newest_search(tmp_path / "ray_results" / "izf-synthetic")
     trials = json.loads((folder / "izf_search.json").read_text())["trials"].values()
@@ -149,7 +150,8 @@ def test_warm_start_from_an_mlflow_experiment_onto_another_dataset(tmp_path, loc
     assert [{k: r[k] for k in p} for p, r in zip(best, ranked, strict=False)] == best and len(best) == 2
 
     warm = command("--dataset", "toy", "--warm-start", "izf-synthetic", "--warm-start-top", "2",
-                   "--num-samples", "2", "--max-steps", "40", "--eval-every", "40", "--scheduler", "none", "--json")
+                   "--num-samples", "2", *one_at_a_time, "--max-steps", "40", "--eval-every", "40",
+                   "--scheduler", "none", "--json")
     assert warm.returncode == 0, warm.stderr[-3000:]
     record = json.loads((newest_search(tmp_path / "ray_results" / "izf-toy") / "izf_search.json").read_text())
     assert record["description"]["warm_start"] == "izf-synthetic" and record["description"]["warm_start_points"] == 2
