@@ -3,6 +3,12 @@ second, and sum the processes of each kind (Ray's trial workers, its own daemons
 
     python bench/suite_cpu.py -- bash .ci/run
     python bench/suite_cpu.py --interval 0.1 -- .venv/bin/python search/run.py --num-samples 1 --max-steps 40
+    python bench/suite_cpu.py --by-test -- bash .ci/run
+
+--by-test also sums the processes by the pytest test that started them: the first folder under pytest's basetemp
+(`.../popen-gw0/test_x0`) that is the working directory of the process or of one of its parents, when it is first
+seen (a Ray worker's parent is its raylet, whose parent is the driver a test started in its tmp_path). Processes of
+an in-process search started from a test that did not change directory are not placed.
 
 A process is counted up to its last sample: one that lives less than the interval is missed, and each one loses
 what it spent after its last sample (at most the interval). Linux only. It measures the machine, not IZF.
@@ -34,8 +40,8 @@ def kind_of(command: str) -> str:
     return next((kind for text, kind in KINDS if text in command), "other")
 
 
-def processes() -> dict[tuple[str, str], tuple[float, str]]:
-    """{(pid, start time): (CPU-seconds so far, command line)} of every process now."""
+def processes() -> dict[tuple[str, str], tuple[float, str, str]]:
+    """{(pid, start time): (CPU-seconds so far, command line, parent pid)} of every process now."""
     found = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -48,8 +54,26 @@ def processes() -> dict[tuple[str, str], tuple[float, str]]:
         except OSError:
             continue  # ended meanwhile
         fields = stat.rsplit(")", 1)[1].split()
-        found[(pid, fields[19])] = ((int(fields[11]) + int(fields[12])) / HERTZ, command)
+        found[(pid, fields[19])] = ((int(fields[11]) + int(fields[12])) / HERTZ, command, fields[1])
     return found
+
+
+def test_of(pid: str, parents: dict[str, str]) -> str:
+    """The pytest tmp_path folder (its name) that is the working directory of `pid` or of its nearest parent."""
+    for _ in range(8):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            cwd = ""
+        parts = cwd.split("/")
+        for i, part in enumerate(parts[:-1]):
+            if part.startswith("popen-gw") or (part.startswith("pytest-") and not part.startswith("pytest-of-")
+                                                and not parts[i + 1].startswith("popen-gw")):
+                return parts[i + 1]
+        if pid not in parents or parents[pid] in ("0", "1"):
+            return "(not placed)"
+        pid = parents[pid]
+    return "(not placed)"
 
 
 def busy_seconds() -> float:
@@ -62,6 +86,7 @@ def busy_seconds() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples (default 0.5)")
+    parser.add_argument("--by-test", action="store_true", help="also sum by the pytest test that started them")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -69,13 +94,18 @@ def main() -> int:
         parser.error("give the command to measure after --")
     before = set(processes())
     spent: dict[tuple[str, str], tuple[float, str]] = {}
+    placed: dict[tuple[str, str], str] = {}
     machine, started = busy_seconds(), time.time()
     child = subprocess.Popen(command)
     while child.poll() is None:
-        for key, (cpu, line) in processes().items():
+        now = processes()
+        parents = {pid: parent for (pid, _), (_, _, parent) in now.items()}
+        for key, (cpu, line, _) in now.items():
             if key not in before:
                 # Ray renames its workers (ray::IDLE): keep the command line the process started with.
                 spent[key] = (cpu, spent[key][1] if key in spent and spent[key][1].strip() else line)
+                if args.by_test and key not in placed:
+                    placed[key] = test_of(key[0], parents)
         time.sleep(args.interval)
     machine, wall = busy_seconds() - machine, time.time() - started
     totals, counts = collections.Counter(), collections.Counter()
@@ -87,6 +117,16 @@ def main() -> int:
     print("| kind | processes | CPU-seconds |\n|---|---|---|", file=sys.stderr)
     for kind, cpu in totals.most_common():
         print(f"| {kind} | {counts[kind]} | {cpu:.0f} |", file=sys.stderr)
+    if args.by_test:
+        by_test, workers = collections.Counter(), collections.Counter()
+        for key, (cpu, line) in spent.items():
+            if kind_of(line) != "pytest-xdist worker":
+                by_test[placed.get(key, "(not placed)")] += cpu
+                workers[placed.get(key, "(not placed)")] += kind_of(line) == "Ray worker"
+        print("\n| test (its tmp_path) | CPU-seconds of the processes it started | Ray workers |\n|---|---|---|",
+              file=sys.stderr)
+        for test, cpu in by_test.most_common():
+            print(f"| {test} | {cpu:.0f} | {workers[test]} |", file=sys.stderr)
     return child.returncode
 
 
