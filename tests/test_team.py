@@ -61,8 +61,7 @@ def search_command(team, name: str, *more: str) -> list[str]:
     every Ray worker a trial starts imports torch, Ray Tune and izf again (~3 CPU-seconds on a machine the suite keeps
     busy), and what is under test here is the services, not trials at once (test_lifecycle.py has those)."""
     return [*RUN, *TINY, "--num-samples", "2", "--max-concurrent", "1", "--max-steps", "40", "--eval-every", "20",
-            "--name", name,
-            "--storage-path", STORAGE, "--mlflow-uri", team.uri, "--study-storage", team.study, *more]
+            "--name", name, "--storage-path", STORAGE, "--mlflow-uri", team.uri, "--study-storage", team.study, *more]
 
 
 def client_of(team) -> MlflowClient:
