@@ -126,6 +126,38 @@ def test_runs_are_model_training_runs_of_a_named_dataset(team, two_searches):
         assert json.loads(entry.dataset.source)["uri"]
 
 
+def test_drivers_that_log_a_new_dataset_at_once_all_record_it(team):
+    """MLflow adds a dataset's row with a look, then an insert: drivers that start at once with a benchmark new to the
+    server race for it (PostgreSQL: a unique violation on "dataset_pk", which stopped one of the two searches' MLflow
+    records in 2 of 7 runs). Each driver's parent run still gets its dataset input, and no call fails."""
+    import threading
+    import uuid
+
+    from tracking import Tracker
+
+    checksum, drivers = uuid.uuid4().hex * 2, 8
+    trackers = [Tracker(team.uri, "izf-dataset-race") for _ in range(drivers)]
+    for tracker in trackers:
+        tracker.experiment_id()
+        tracker.use_dataset("race", checksum, "/data/race")
+    barrier = threading.Barrier(drivers)
+
+    def start(i: int) -> None:
+        barrier.wait()
+        trackers[i].start(f"race-{i}", f"/rr/race/{i}", {"i": i})
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(drivers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [t.failures for t in trackers] == [0] * drivers
+    client = client_of(team)
+    for tracker in trackers:
+        (entry,) = client.get_run(tracker.parent_id).inputs.dataset_inputs
+        assert (entry.dataset.name, entry.dataset.digest) == ("race", checksum[:16])
+
+
 def _wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
