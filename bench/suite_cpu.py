@@ -99,7 +99,7 @@ def main() -> int:
     child = subprocess.Popen(command)
     while child.poll() is None:
         now = processes()
-        parents = {pid: parent for (pid, _), (_, _, parent) in now.items()}
+        parents = {pid: parent for (pid, _), (_, _, parent) in now.items()} if args.by_test else {}
         for key, (cpu, line, _) in now.items():
             if key not in before:
                 # Ray renames its workers (ray::IDLE): keep the command line the process started with.
@@ -108,10 +108,11 @@ def main() -> int:
                     placed[key] = test_of(key[0], parents)
         time.sleep(args.interval)
     machine, wall = busy_seconds() - machine, time.time() - started
+    kinds = {key: kind_of(line) for key, (_, line) in spent.items()}
     totals, counts = collections.Counter(), collections.Counter()
-    for cpu, line in spent.values():
-        totals[kind_of(line)] += cpu
-        counts[kind_of(line)] += 1
+    for key, (cpu, _) in spent.items():
+        totals[kinds[key]] += cpu
+        counts[kinds[key]] += 1
     print(f"# {' '.join(command)}: exit code {child.returncode}, {wall:.0f} s, the machine busy "
           f"{machine:.0f} CPU-seconds, {sum(totals.values()):.0f} of them in the processes it started", file=sys.stderr)
     print("| kind | processes | CPU-seconds |\n|---|---|---|", file=sys.stderr)
@@ -119,10 +120,10 @@ def main() -> int:
         print(f"| {kind} | {counts[kind]} | {cpu:.0f} |", file=sys.stderr)
     if args.by_test:
         by_test, workers = collections.Counter(), collections.Counter()
-        for key, (cpu, line) in spent.items():
-            if kind_of(line) != "pytest-xdist worker":
+        for key, (cpu, _) in spent.items():
+            if kinds[key] != "pytest-xdist worker":
                 by_test[placed.get(key, "(not placed)")] += cpu
-                workers[placed.get(key, "(not placed)")] += kind_of(line) == "Ray worker"
+                workers[placed.get(key, "(not placed)")] += kinds[key] == "Ray worker"
         print("\n| test (its tmp_path) | CPU-seconds of the processes it started | Ray workers |\n|---|---|---|",
               file=sys.stderr)
         for test, cpu in by_test.most_common():
