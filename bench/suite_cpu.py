@@ -5,10 +5,13 @@ second, and sum the processes of each kind (Ray's trial workers, its own daemons
     python bench/suite_cpu.py --interval 0.1 -- .venv/bin/python search/run.py --num-samples 1 --max-steps 40
     python bench/suite_cpu.py --by-test -- bash .ci/run
 
---by-test also sums the processes by the pytest test that started them: the first folder under pytest's basetemp
-(`.../popen-gw0/test_x0`) that is the working directory of the process or of one of its parents, when it is first
-seen (a Ray worker's parent is its raylet, whose parent is the driver a test started in its tmp_path). Processes of
-an in-process search started from a test that did not change directory are not placed.
+--by-test also sums the processes by the pytest test that started them. It loads bench/pytest_clock.py into pytest
+(PYTHONPATH, PYTEST_ADDOPTS), which writes when each test starts in which pytest process; a process is placed by the
+test its nearest pytest ancestor was running when the process was first seen (a Ray worker's parent is its raylet,
+whose parent is the driver or the pytest process that started Ray), and a pytest process's own CPU by the test it
+ran between two samples. A process with no pytest ancestor (the daemons of `ray start`, which leave their parent) is
+placed by the first folder under pytest's basetemp (`.../popen-gw0/test_x0`) that is its working directory or its
+nearest parent's.
 
 A process is counted up to its last sample: one that lives less than the interval is missed, and each one loses
 what it spent after its last sample (at most the interval). Linux only. It measures the machine, not IZF.
@@ -21,6 +24,7 @@ import collections
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERTZ = os.sysconf("SC_CLK_TCK")
@@ -58,7 +62,32 @@ def processes() -> dict[tuple[str, str], tuple[float, str, str]]:
     return found
 
 
-def test_of(pid: str, parents: dict[str, str]) -> str:
+def ancestors(pid: str, parents: dict[str, str]) -> list[str]:
+    """`pid`'s parent, its parent's, and so on, up to (not including) init."""
+    chain = []
+    while pid in parents and parents[pid] not in ("0", "1") and len(chain) < 32:
+        pid = parents[pid]
+        chain.append(pid)
+    return chain
+
+
+def read_clock(path: str) -> dict[str, list[tuple[float, str]]]:
+    """{pytest pid: [(time, nodeid) when each of its tests started, in order]} from bench/pytest_clock.py's file."""
+    clock = collections.defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            when, pid, nodeid = line.rstrip("\n").split(" ", 2)
+            clock[pid].append((float(when), nodeid))
+    return clock
+
+
+def running(clock: dict[str, list[tuple[float, str]]], pid: str, when: float) -> str:
+    """The test the pytest process `pid` was running at `when`."""
+    started = [nodeid for t, nodeid in clock[pid] if t <= when]
+    return started[-1] if started else "(pytest before its first test)"
+
+
+def folder_of(pid: str, parents: dict[str, str]) -> str:
     """The pytest tmp_path folder (its name) that is the working directory of `pid` or of its nearest parent."""
     for _ in range(8):
         try:
@@ -92,20 +121,31 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to measure after --")
+    env = dict(os.environ)
+    clock_file = None
+    if args.by_test:
+        clock_file = tempfile.NamedTemporaryFile(prefix="izf-test-clock-", suffix=".txt", delete=False).name
+        bench = os.path.dirname(os.path.abspath(__file__))
+        env["IZF_TEST_CLOCK"] = clock_file
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [bench, env.get("PYTHONPATH")]))
+        env["PYTEST_ADDOPTS"] = " ".join(filter(None, [env.get("PYTEST_ADDOPTS"), "-p pytest_clock"]))
     before = set(processes())
     spent: dict[tuple[str, str], tuple[float, str]] = {}
-    placed: dict[tuple[str, str], str] = {}
+    first_seen: dict[tuple[str, str], tuple[float, list[str], str]] = {}  # time, ancestors, tmp_path folder
+    samples: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)  # pid: [(time, CPU-seconds)]
     machine, started = busy_seconds(), time.time()
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, env=env)
     while child.poll() is None:
-        now = processes()
+        now, when = processes(), time.time()
         parents = {pid: parent for (pid, _), (_, _, parent) in now.items()} if args.by_test else {}
         for key, (cpu, line, _) in now.items():
             if key not in before:
                 # Ray renames its workers (ray::IDLE): keep the command line the process started with.
                 spent[key] = (cpu, spent[key][1] if key in spent and spent[key][1].strip() else line)
-                if args.by_test and key not in placed:
-                    placed[key] = test_of(key[0], parents)
+                if args.by_test:
+                    samples[key[0]].append((when, cpu))
+                    if key not in first_seen:
+                        first_seen[key] = (when, ancestors(key[0], parents), folder_of(key[0], parents))
         time.sleep(args.interval)
     machine, wall = busy_seconds() - machine, time.time() - started
     kinds = {key: kind_of(line) for key, (_, line) in spent.items()}
@@ -119,16 +159,36 @@ def main() -> int:
     for kind, cpu in totals.most_common():
         print(f"| {kind} | {counts[kind]} | {cpu:.0f} |", file=sys.stderr)
     if args.by_test:
-        by_test, workers = collections.Counter(), collections.Counter()
-        for key, (cpu, _) in spent.items():
-            if kinds[key] != "pytest-xdist worker":
-                by_test[placed.get(key, "(not placed)")] += cpu
-                workers[placed.get(key, "(not placed)")] += kinds[key] == "Ray worker"
-        print("\n| test (its tmp_path) | CPU-seconds of the processes it started | Ray workers |\n|---|---|---|",
-              file=sys.stderr)
-        for test, cpu in by_test.most_common():
-            print(f"| {test} | {cpu:.0f} | {workers[test]} |", file=sys.stderr)
+        print_by_test(spent, kinds, first_seen, samples, read_clock(clock_file))
+        os.unlink(clock_file)
     return child.returncode
+
+
+def print_by_test(spent: dict, kinds: dict, first_seen: dict, samples: dict, clock: dict) -> None:
+    """The CPU of each test: of the processes it started and of its pytest process while it ran; then by file."""
+    own, started, workers = collections.Counter(), collections.Counter(), collections.Counter()
+    for key, (cpu, _) in spent.items():
+        if key[0] in clock:  # a pytest process: its CPU between two samples goes to the test it was running
+            points = samples[key[0]]
+            for (t0, c0), (_, c1) in zip(points, points[1:], strict=False):
+                own[running(clock, key[0], t0)] += c1 - c0
+            continue
+        when, chain, folder = first_seen[key]
+        pytest_pid = next((pid for pid in chain if pid in clock), None)
+        test = running(clock, pytest_pid, when) if pytest_pid else folder
+        started[test] += cpu
+        workers[test] += kinds[key] == "Ray worker"
+    total = own + started
+    print("\n| test | CPU-seconds | of them in processes it started | Ray workers |\n|---|---|---|---|",
+          file=sys.stderr)
+    for test, cpu in total.most_common():
+        print(f"| {test} | {cpu:.0f} | {started[test]:.0f} | {workers[test]} |", file=sys.stderr)
+    by_file = collections.Counter()
+    for test, cpu in total.items():
+        by_file[test.split("::")[0]] += cpu
+    print("\n| test file | CPU-seconds |\n|---|---|", file=sys.stderr)
+    for name, cpu in by_file.most_common():
+        print(f"| {name} | {cpu:.0f} |", file=sys.stderr)
 
 
 if __name__ == "__main__":
