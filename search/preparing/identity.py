@@ -80,7 +80,7 @@ def check_s3(storage_path: str) -> None:
     bucket that does not exist or that these credentials may not use."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-    from search.preparing.lease import s3_client, split_s3
+    from record.storage import s3_client, split_s3
 
     bucket, _, client_options = split_s3(storage_path)
     where = f"--storage-path {storage_path}"

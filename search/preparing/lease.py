@@ -18,12 +18,12 @@ import sys
 import threading
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qs, urlsplit
 
 from izf.errors import ConfigError
+from record.storage import s3_client, split_s3
 from search.preparing.lock import NameLock, SearchBusy
 
-__all__ = ["S3Lease", "name_lock", "lease_seconds", "s3_client", "split_s3", "LEASE_FILE"]
+__all__ = ["S3Lease", "name_lock", "lease_seconds", "LEASE_FILE"]
 
 LEASE_FILE = ".lease"
 DEFAULT_LEASE_SECONDS = 60.0
@@ -39,28 +39,6 @@ def lease_seconds() -> float:
     if seconds <= 0:
         raise ConfigError(f"IZF_LEASE_SECONDS={value!r} must be more than 0")
     return seconds
-
-
-def split_s3(uri: str) -> tuple[str, str, dict]:
-    """(bucket, key, boto3 client options) of `s3://bucket/key[?endpoint_override=host:port&scheme=http]` (the query
-    as pyarrow and Ray read it; without one, boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL as pyarrow does)."""
-    parts = urlsplit(uri)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    options = {}
-    if "endpoint_override" in query:
-        endpoint = query["endpoint_override"]
-        options["endpoint_url"] = endpoint if "://" in endpoint else f"{query.get('scheme', 'https')}://{endpoint}"
-    if "region" in query:
-        options["region_name"] = query["region"]
-    return parts.netloc, parts.path.strip("/"), options
-
-
-def s3_client(options: dict):  # noqa: ANN201 - a boto3 client (its type is generated at run time)
-    """A boto3 S3 client with its credentials, region and endpoint from the environment as it is now, as pyarrow finds
-    them (a session of its own: boto3's default one keeps the credentials it found first)."""
-    import boto3
-
-    return boto3.session.Session().client("s3", **options)
 
 
 def name_lock(name_folder: str) -> NameLock | S3Lease:
