@@ -108,10 +108,17 @@ def test_the_plots_are_drawn_from_the_searchs_own_optuna_study(searched, tmp_pat
     # The real study's points are the trials' (its distributions are the space's, conditional ones included).
     assert sorted(t.params["lr"] for t in study.trials) == sorted(result.trials["config/lr"])
     assert {"use_mmd", "lr", "latent_split"} <= set(study.trials[0].distributions)
-    paths = {p.name: p for p in plot_trials(trials_table(record["trials"]), tmp_path, study=study)}
+    table = trials_table(record["trials"])
+    paths = {p.name: p for p in plot_trials(table, tmp_path, study=study)}
     varied = {n for t in study.trials for n in t.params if len({repr(u.params.get(n)) for u in study.trials}) > 1}
     width = matplotlib.image.imread(paths["parallel_coordinates.png"]).shape[1]
     assert len(varied) >= 8 and width >= 100 * len(varied)  # about 130 pixels an axis
+    # The slice plot: a panel (3 inches, ~240 pixels once trimmed) for each numeric parameter that varied, none for
+    # those that held one value (--fix).
+    numeric = [c for c in table.columns if c.startswith("config/") and table[c].dtype.kind in "if"]
+    held = [c for c in numeric if table[c].nunique() == 1]
+    width = matplotlib.image.imread(paths["slice.png"]).shape[1]
+    assert held and 200 * (len(numeric) - len(held)) <= width < 300 * (len(numeric) - len(held)), (width, held)
 
 
 def test_champion_loads_and_predicts_like_the_in_process_model(searched):

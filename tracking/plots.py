@@ -21,7 +21,7 @@ __all__ = ["plot_trials"]
 
 
 def plot_trials(trials: pd.DataFrame, folder: Path, *, study: optuna.Study | None = None) -> list[Path]:
-    """Validation H per trial with the best so far, best H against each numeric hyperparameter, and
+    """Validation H per trial with the best so far, best H against each numeric hyperparameter that varied, and
     Optuna's hyperparameter importances and parallel coordinates (from 3 finished trials on).
 
     `study` is the search's own Optuna study (its real distributions, conditional parameters and all);
@@ -45,8 +45,9 @@ def plot_trials(trials: pd.DataFrame, folder: Path, *, study: optuna.Study | Non
     paths.append(folder / "val_h_over_trials.png")
     figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
     plt.close(figure)
+    # Only the parameters that varied: one held by --fix (or one trial) would be a column of dots at one x.
     params = [c for c in done.columns if c.startswith("config/") and pd.api.types.is_numeric_dtype(done[c])
-              and not pd.api.types.is_bool_dtype(done[c])]
+              and not pd.api.types.is_bool_dtype(done[c]) and done[c].nunique(dropna=True) > 1]
     if params:
         figure, axes = plt.subplots(1, len(params), figsize=(3 * len(params), 3), sharey=True, squeeze=False)
         for ax, column in zip(axes[0], params, strict=True):
