@@ -13,18 +13,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from search.choosing.result import SearchResult
 from search.options import SearchOptions
 
 if TYPE_CHECKING:
+    from search.choosing.result import SearchResult
     from search.running.driver import run
 
 __all__ = ["SearchOptions", "SearchResult", "run"]
 
 
 def __getattr__(name: str) -> object:
-    if name == "run":  # imported when asked for: it brings Ray in
+    # Imported when asked for: `run` brings Ray in, SearchResult pandas. A Ray worker that runs a final fit imports
+    # this package too, and needs neither.
+    if name == "run":
         from search.running.driver import run
 
         return run
+    if name == "SearchResult":
+        from search.choosing.result import SearchResult
+
+        return SearchResult
     raise AttributeError(f"module 'search' has no attribute {name!r}")
