@@ -102,7 +102,8 @@ LONGEST_FIRST = ("test_team", "test_search", "test_interrupts", "test_tracking",
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` (pyproject.toml): one worker more than the machine has cores. The tests wait much of their time (on
     the processes they start: Ray, servers, CLIs), and a third worker on 2 cores fills those waits: the suite took
-    13 min 6 s of pytest with 3 workers against 14 min 12 s and 14 min 25 s with 2 (docs/benchmarks.md, session 15).
+    13 min 6 s, 13 min 34 s and 14 min 4 s of pytest with 3 workers against 14 min 12 s and 14 min 25 s with 2
+    (docs/benchmarks.md, session 15).
     PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set (pytest-xdist's own rule)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
