@@ -42,7 +42,7 @@ def read_bytes(uri: str) -> bytes | None:
     replaces it: pyarrow asks an object's size, then reads that many bytes, which gave the first bytes of a longer
     version written in between (a record cut short, found by test_team's Ctrl-C test); one GET of the whole object
     cannot mix two versions."""
-    if absolute(uri).startswith("s3://"):
+    if uri.startswith("s3://"):
         return _read_s3(uri)
     fs, path = _fs(uri)
     if not _is_file(fs, path):

@@ -166,7 +166,7 @@ class _ReplacingProxy(http.server.ThreadingHTTPServer):
     object with a longer version, as a driver saving its record does while someone reads it."""
 
     def __init__(self, team, key: str, newer: bytes) -> None:
-        self.upstream, self.key, self.newer, self.replaced = team.s3.port, key, newer, False
+        self.upstream, self.replaced = team.s3.port, False
 
         class Forward(http.server.BaseHTTPRequestHandler):
             def do_HEAD(self) -> None:
