@@ -51,14 +51,27 @@ def _noise(config: dict, step: int) -> float:
     return (int.from_bytes(digest[:4], "big") / 2**32 - 0.5) * 0.01
 
 
+def _gather(folder: Path, trial_id: str, count: int, timeout: float = 240.0) -> None:
+    """Wait until `count` trials have started (each leaves a file named by its id in `folder`), or `timeout` seconds:
+    the first `count` trials then run at once. Later trials find the count reached and go on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / trial_id).touch()
+    deadline = time.monotonic() + timeout
+    while sum(1 for _ in folder.iterdir()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _trial(config: dict, *, steps: int, eval_every: int, seconds: float, keys: list[str], checkpoint_every: int,
-           completed: frozenset) -> None:
+           completed: frozenset, gather: tuple[str, int] | None) -> None:
     """The Tune function trainable of the stand-in (see the module's docstring)."""
     import ray
     from ray import tune
 
-    if tune.get_context().get_trial_id() in completed:
+    trial_id = tune.get_context().get_trial_id()
+    if trial_id in completed:
         return
+    if gather is not None:
+        _gather(Path(gather[0]), trial_id, gather[1])
     start, best, best_step = 0, -1.0, 0
     if (checkpoint := tune.get_checkpoint()) is not None:
         with checkpoint.as_directory() as folder:
@@ -94,8 +107,11 @@ def report_keys() -> list[str]:
     return sorted(keys)
 
 
-def standin_trial(seconds: float, keys: list[str]) -> Callable:
-    """For `search.running.driver.run(trial=...)`: each trial sleeps `seconds` in all over its reports."""
+def standin_trial(seconds: float, keys: list[str], gather: tuple[str, int] | None = None) -> Callable:
+    """For `search.running.driver.run(trial=...)`: each trial sleeps `seconds` in all over its reports.
+
+    With `gather=(folder, n)` the first n trials wait for one another before their first report, so that n trials
+    run at once however slowly the machine lets Tune start them (the folder must be one that every node sees)."""
     import sys
 
     import ray.cloudpickle
@@ -107,7 +123,8 @@ def standin_trial(seconds: float, keys: list[str]) -> Callable:
 
         options, base = prepared.options, prepared.base
         return tune.with_parameters(_trial, steps=base["steps"], eval_every=base["eval_every"], seconds=seconds,
-                                    keys=keys, checkpoint_every=options.checkpoint_every, completed=completed)
+                                    keys=keys, checkpoint_every=options.checkpoint_every, completed=completed,
+                                    gather=gather)
 
     return trial
 
