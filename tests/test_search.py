@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from search.preparing.sampling import make_searcher, study_storage
 from search.preparing.space import FIELDS, Dims, bind
 from search.preparing.space import space as default_space
 from search.running.driver import run
+from search.running.trainable import staging_folder, sweep_staging
 from search.running.worker import dataset_memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,12 +52,18 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     assert any(point.items() <= config.items() for config in ran)  # a config also holds the fields it sets
     assert 0 <= result.test["softmax_h"] <= 1 and result.best_config["steps"] <= 80
 
-    # A second search of the same name: a folder of its own beside the first, the same Optuna study.
+    # A second search of the same name: a folder of its own beside the first, the same Optuna study. Its trial
+    # removes the checkpoint staging folder of a worker that was killed inside tune.report (a driver killed with
+    # SIGKILL leaves one per running trial).
+    orphan = Path(tempfile.gettempdir()) / f"izf-ckpt-{_dead_pid()}-killed"
+    orphan.mkdir()
+    (orphan / "state.pt").write_bytes(b"checkpoint")
     again = run(SearchOptions(num_samples=1, storage_path=str(tmp_path / "rr"), study_storage=study,
                               name="study-a", fixed_params=TINY_FIX, scheduler="none", max_steps=40, eval_every=40))
     assert again.n_trials == 1 and again.search_id != result.search_id
     assert Path(again.experiment_path).parent == Path(result.experiment_path).parent
     assert len(trial_results(result.experiment_path)) == 6 and len(trial_results(again.experiment_path)) == 1
+    assert not orphan.exists(), "a dead worker's checkpoint staging folder is left"
     assert len(optuna.load_study(study_name="study-a", storage=study).trials) == 7
 
 
@@ -270,6 +278,25 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     assert all(r.info.status == "KILLED" for r in lost)
     assert sorted(r.data.tags["izf.trial_id"] for r in children if r not in lost) == sorted(after)
     assert all(r.info.status != "RUNNING" for r in children)
+
+
+def _dead_pid() -> int:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(gone.stdout)
+
+
+def test_staging_folders_of_gone_processes_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with staging_folder() as mine:
+        (Path(mine) / "state.pt").write_bytes(b"checkpoint")
+        dead = tmp_path / f"izf-ckpt-{_dead_pid()}-abc"
+        dead.mkdir()
+        (dead / "state.pt").write_bytes(b"checkpoint")
+        other = tmp_path / "izf-ckpt-bench-xyz"  # not a staging folder's name: left alone
+        other.mkdir()
+        assert sweep_staging() == [dead]
+        assert not dead.exists() and Path(mine).is_dir() and other.is_dir()
+    assert not Path(mine).exists()
 
 
 def test_default_space_only_asks_for_values_deterministically():

@@ -1,6 +1,9 @@
 """The Tune function trainable: one IZF training run that reports at every evaluation, with a checkpoint at every
 `checkpoint_every`-th report (a retried trial resumes from the last)."""
 
+import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +18,39 @@ from search.preparing.prepared import Prepared
 from search.preparing.space import fit_fields
 from search.running.worker import dataset_memory, worker_device
 
-__all__ = ["train_izf", "izf_trial", "STATE_FILE"]
+__all__ = ["train_izf", "izf_trial", "STATE_FILE", "staging_folder", "sweep_staging"]
 
 STATE_FILE = "state.pt"
+STAGING = re.compile(r"izf-ckpt-(\d+)-")
+
+
+def staging_folder() -> tempfile.TemporaryDirectory:
+    """A temporary folder to build one checkpoint in before tune.report copies it to the storage, named after
+    this process's id so that sweep_staging can tell whether its owner is gone."""
+    return tempfile.TemporaryDirectory(prefix=f"izf-ckpt-{os.getpid()}-")
+
+
+def sweep_staging(root: Path | None = None) -> list[Path]:
+    """Remove the staging folders (in `root`, the temporary folder by default) whose process is gone, and return them.
+
+    tune.report keeps the folder until the driver takes the result; a worker killed meanwhile (its driver killed
+    with SIGKILL, its node lost) never removes it: one checkpoint each, ~360 MB at SUN's shapes."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob("izf-ckpt-*-*"):
+        if (owner := STAGING.match(folder.name)) and not _alive(int(owner[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, checkpoint_every: int = 1,
@@ -28,6 +61,7 @@ def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, check
     reports that keep one. A trial in `completed` (the search's record has it as completed) returns at once:
     after a driver was killed, Tune's last snapshot may have it still running, and would run its last steps again.
     """
+    sweep_staging()
     if tune.get_context().get_trial_id() in completed:
         return
     device = worker_device(threads)
@@ -45,7 +79,7 @@ def train_izf(config: dict, *, split: Split, base: dict, threads: int = 1, check
         if reports % checkpoint_every:
             tune.report({**metrics, **memory})
             return
-        with tempfile.TemporaryDirectory(prefix="izf-ckpt-") as folder:
+        with staging_folder() as folder:
             torch.save(state(), Path(folder) / STATE_FILE)
             tune.report({**metrics, **memory}, checkpoint=tune.Checkpoint.from_directory(folder))
 
