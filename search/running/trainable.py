@@ -26,7 +26,8 @@ STAGING = re.compile(r"izf-ckpt-(\d+)-")
 
 def staging_folder() -> tempfile.TemporaryDirectory:
     """A temporary folder to build one checkpoint in before tune.report copies it to the storage, named after
-    this process's id so that sweep_staging can tell whether its owner is gone."""
+    this process's id so that sweep_staging can tell whether its owner is gone (the processes that share a node's
+    temporary folder share its process ids: one machine, or one container)."""
     return tempfile.TemporaryDirectory(prefix=f"izf-ckpt-{os.getpid()}-")
 
 
@@ -38,8 +39,9 @@ def sweep_staging(root: Path | None = None) -> list[Path]:
     removed = []
     for folder in Path(root or tempfile.gettempdir()).glob("izf-ckpt-*-*"):
         if (owner := STAGING.match(folder.name)) and not _alive(int(owner[1])):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+            shutil.rmtree(folder, ignore_errors=True)  # another user's is not ours to remove
+            if not folder.exists():
+                removed.append(folder)
     return removed
 
 
