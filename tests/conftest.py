@@ -26,6 +26,11 @@ def _share_the_cores() -> None:
     bench/fit_threads.py, docs/benchmarks.md)."""
     threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    # A test that asks for more threads (a search's --cpus-per-trial 2) still shares the cores with the other workers'
+    # tests; OpenMP's threads then spin while they wait for one descheduled. Three copies at once of the test that
+    # reproduces a champion, every process at 2 threads, took 254 CPU-seconds and 130 s; 125 and 64 s with OpenMP's
+    # waiting threads asleep (docs/benchmarks.md, session 16). The numbers computed do not change.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(threads)
