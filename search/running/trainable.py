@@ -21,14 +21,15 @@ from search.running.worker import dataset_memory, worker_device
 __all__ = ["train_izf", "izf_trial", "STATE_FILE", "staging_folder", "sweep_staging"]
 
 STATE_FILE = "state.pt"
-STAGING = re.compile(r"izf-ckpt-(\d+)-")
+STAGING_PREFIX = "izf-ckpt-"  # then the owner's process id, "-", and tempfile's random part
+STAGING = re.compile(rf"{STAGING_PREFIX}(\d+)-")
 
 
 def staging_folder() -> tempfile.TemporaryDirectory:
     """A temporary folder to build one checkpoint in before tune.report copies it to the storage, named after
     this process's id so that sweep_staging can tell whether its owner is gone (the processes that share a node's
     temporary folder share its process ids: one machine, or one container)."""
-    return tempfile.TemporaryDirectory(prefix=f"izf-ckpt-{os.getpid()}-")
+    return tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
 
 
 def sweep_staging(root: Path | None = None) -> list[Path]:
@@ -37,7 +38,7 @@ def sweep_staging(root: Path | None = None) -> list[Path]:
     tune.report keeps the folder until the driver takes the result; a worker killed meanwhile (its driver killed
     with SIGKILL, its node lost) never removes it: one checkpoint each, ~360 MB at SUN's shapes."""
     removed = []
-    for folder in Path(root or tempfile.gettempdir()).glob("izf-ckpt-*-*"):
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*"):
         if (owner := STAGING.match(folder.name)) and not _alive(int(owner[1])):
             shutil.rmtree(folder, ignore_errors=True)  # another user's is not ours to remove
             if not folder.exists():
