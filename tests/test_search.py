@@ -34,7 +34,7 @@ SYNTHETIC_DIMS = Dims(features=128, attributes=24)
 
 def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     study = f"sqlite:///{tmp_path / 'optuna.db'}"
-    cheap = {"synthetic_per_class": 50}
+    cheap = {"synthetic_per_class": 50, "batch_size": 128}
     short = dict(max_steps=80, eval_every=20, max_concurrent=2)  # ASHA's rungs at 20 and 40 steps
     options = SearchOptions(num_samples=6, storage_path=str(tmp_path / "rr"), study_storage=study,
                             name="study-a", grace_steps=20, fixed_params=cheap, **short)
@@ -236,7 +236,7 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--num-samples", "4", "--max-steps", "100",
                "--eval-every", "50", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
                "--name", "killed", "--max-concurrent", "2", "--fix", "depth=3", "--fix", "hidden_scale=0.25",
-               "--fix", "synthetic_per_class=50"]
+               "--fix", "synthetic_per_class=50", "--fix", "batch_size=128"]
     driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
