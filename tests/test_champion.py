@@ -149,6 +149,10 @@ def test_a_challenge_moves_the_alias_only_when_the_challenger_wins(tmp_path):
     parent = client.get_run(tags["parent_run_id"])
     assert parent.data.tags["izf.champion_decision"] == decision.why
     assert parent.data.metrics["challenge_mean_h"] == float(tags["challenge.mean_h"])
+    # Deciding the winner again (it is the champion now): the same decision, kept on it; nothing retrained.
+    again = promote(client, name, strong, retrain=retrain, challenge_seeds=3)
+    assert again.why == decision.why and again.champion == strong and not again.moved and len(calls) == 1
+    assert client.get_model_version(name, strong).tags["champion_decision"] == decision.why
 
     # A challenger the rule alone would have preferred (a mean, above the champion's mean): it loses.
     lucky = _model_version(client, name, BAD, val_h=0.99, val_h_mean=0.98, val_h_seeds=2, split_seed=0)

@@ -33,19 +33,21 @@ def test_reevaluation_chooses_the_best_mean_and_survives_ctrl_c_and_resume(tmp_p
     done = outcome(resumed)
     record = json.loads((folder / "izf_search.json").read_text())
     single = {tid: t["last"]["best_h"] for tid, t in record["trials"].items()}
-    top = sorted(single, key=single.get, reverse=True)[:2]
     again = done["reevaluation"]
-    assert sorted(again) == sorted(top) and done["single_seed_choice"] == top[0]
+    # The two best single-seed H were re-evaluated (trials of equal H are the product's to order: tiny trials tie
+    # at H 0), and the single-seed choice was the best of them.
+    assert sorted((single[t] for t in again), reverse=True) == sorted(single.values(), reverse=True)[:2]
+    assert done["single_seed_choice"] in again and single[done["single_seed_choice"]] == max(single.values())
     assert all(a["n_seeds"] == 2 and len(a["h"]) == 2 and 0 <= a["mean_h"] <= 1 for a in again.values())
-    assert done["chosen_trial"] == max(again, key=lambda t: again[t]["mean_h"])
+    assert again[done["chosen_trial"]]["mean_h"] == max(a["mean_h"] for a in again.values())
     assert done["val"]["mean_h"] == again[done["chosen_trial"]]["mean_h"]
-    assert sorted(record["reevaluations"]) == sorted(f"{t}-seed{s}" for t in top for s in (5, 6))  # seed 4 + 1, 2
+    assert sorted(record["reevaluations"]) == sorted(f"{t}-seed{s}" for t in again for s in (5, 6))  # seed 4 + 1, 2
 
     (parent,), children = runs_of(tmp_path)
     assert parent.info.status == "FINISHED" and all(c.info.status == "FINISHED" for c in children)
     retrained = [c for c in children if c.data.tags.get("izf.role") == "reevaluation"]
     assert sorted(c.data.tags["izf.trial_id"] for c in retrained) == sorted(record["reevaluations"])  # once each
-    assert {c.data.tags["reevaluation"] for c in retrained} == set(top)
+    assert {c.data.tags["reevaluation"] for c in retrained} == set(again)
     assert len(children) - len(retrained) == 3
     assert parent.data.metrics["val_mean_h"] == done["val"]["mean_h"]
     assert parent.data.metrics["val_std_h"] == again[done["chosen_trial"]]["std_h"]

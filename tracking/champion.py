@@ -150,6 +150,9 @@ def _decide(client: MlflowClient, name: str, new: Measure, versions: list[ModelV
     alike = [m for m in measures if m.alike(new) or m == new]
     best = max(alike, key=Measure.rank)  # the challenger: the best measured as `new` was
     if best.version == held.version:
+        won = _challenge_of(current.tags) if new.version == held.version else None
+        if won is not None and won["result"] == "won":  # deciding again on a challenge's winner: that decision
+            return Decision(held.version, False, _challenge_decision(held.version, won["champion"], won).why)
         return Decision(held.version, False, f"the champion stays: {held.describe()} is the best measured this way")
     if best.alike(held):  # the champion is among those measured alike, so the best of them is above it
         return Decision(best.version, True, f"version {best.version} is the champion: {best.describe()} beats "
@@ -158,7 +161,7 @@ def _decide(client: MlflowClient, name: str, new: Measure, versions: list[ModelV
     if result is None:
         challenger = next(v for v in versions if str(v.version) == best.version)
         result = challenge(client, challenger, current, retrain, n_seeds)
-    return _challenge_decision(best, held, result)
+    return _challenge_decision(best.version, held.version, result)
 
 
 def _by_the_rule(new: Measure, held: Measure, on_split: list[Measure]) -> Decision:
@@ -212,8 +215,13 @@ def challenge(client: MlflowClient, challenger: ModelVersion, champion: ModelVer
 
 def _recorded_challenge(versions: list[ModelVersion], challenger: str, champion: str) -> dict | None:
     """The result of an earlier challenge of `challenger` against `champion`, from the challenger's tags."""
-    tags = next(v.tags for v in versions if str(v.version) == challenger)
-    if tags.get("challenge.champion") != champion or "challenge.result" not in tags:
+    result = _challenge_of(next(v.tags for v in versions if str(v.version) == challenger))
+    return result if result is not None and result["champion"] == champion else None
+
+
+def _challenge_of(tags: dict[str, str]) -> dict | None:
+    """The result of the challenge a version's tags record (`challenge` wrote them), or None."""
+    if "challenge.result" not in tags:
         return None
     out = {k.removeprefix("challenge."): v for k, v in tags.items() if k.startswith("challenge.")}
     for key in ("mean_h", "champion_mean_h", "difference", "difference_se"):
@@ -222,16 +230,16 @@ def _recorded_challenge(versions: list[ModelVersion], challenger: str, champion:
     return out
 
 
-def _challenge_decision(best: Measure, held: Measure, result: dict) -> Decision:
+def _challenge_decision(challenger: str, champion: str, result: dict) -> Decision:
     n = len(result["seeds"].split(","))
     means = (f"mean val H {100 * result['mean_h']:.2f} against {100 * result['champion_mean_h']:.2f} over {n} "
              f"fresh seed{'s' * (n > 1)} on split seed {result['split_seed']} (paired difference "
              f"{100 * result['difference']:+.2f} ± {100 * result['difference_se']:.2f})")
     if result["result"] == "won":
-        return Decision(best.version, True, f"version {best.version} is the champion: it won its challenge against "
-                                            f"version {held.version}, {means}", result)
-    return Decision(held.version, False, f"the champion stays: version {best.version} lost its challenge against "
-                                         f"version {held.version}, {means}", result)
+        return Decision(challenger, True, f"version {challenger} is the champion: it won its challenge against "
+                                          f"version {champion}, {means}", result)
+    return Decision(champion, False, f"the champion stays: version {challenger} lost its challenge against "
+                                     f"version {champion}, {means}", result)
 
 
 def _record(client: MlflowClient, name: str, version: str, decision: Decision) -> None:
