@@ -19,9 +19,10 @@ from search.running.callbacks import DriverCallbacks
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "search" / "run.py")]
-# A small, fast trial: depth 2, 32 hidden units on the 128-d synthetic features, batches of 128 (conftest.TINY_FIX).
+# A small, fast trial: depth 2, 32 hidden units on the 128-d synthetic features, batches of 128, classifiers of 5
+# epochs (conftest.TINY_FIX, TINY_SET).
 TINY = ["--fix", "depth=2", "--fix", "hidden_scale=0.25", "--fix", "synthetic_per_class=50", "--fix", "batch_size=128",
-        "--scheduler", "none"]
+        "--set", "classifier_epochs=5", "--scheduler", "none"]
 
 
 def cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -32,7 +32,8 @@ def test_trials_run_on_both_nodes_and_survive_a_lost_node(tmp_path, cluster):
                "--max-concurrent", "2", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
                "--name", "multi", "--max-steps", "400", "--eval-every", "100", "--max-failures", "3",
                "--experiment", "izf-multinode", "--fix", "depth=2", "--fix", "hidden_scale=0.25",
-               "--fix", "synthetic_per_class=50", "--fix", "batch_size=128"]
+               "--fix", "synthetic_per_class=50", "--fix", "batch_size=128",
+               "--set", "classifier_epochs=5"]
     driver = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     killed = False
     try:

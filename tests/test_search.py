@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import ray
-from conftest import TINY_FIX, newest_search, reports_on_disk, trial_results
+from conftest import TINY_FIX, TINY_SET, newest_search, reports_on_disk, trial_results
 from mlflow import MlflowClient
 
 from izf.data import load_dataset
@@ -59,7 +59,8 @@ def test_search_with_asha_and_a_persistent_study(tmp_path, local_ray):
     orphan.mkdir()
     (orphan / "state.pt").write_bytes(b"checkpoint")
     again = run(SearchOptions(num_samples=1, storage_path=str(tmp_path / "rr"), study_storage=study,
-                              name="study-a", fixed_params=TINY_FIX, scheduler="none", max_steps=40, eval_every=40))
+                              name="study-a", fixed_params=TINY_FIX, fit_overrides=TINY_SET, scheduler="none",
+                              max_steps=40, eval_every=40))
     assert again.n_trials == 1 and again.search_id != result.search_id
     assert Path(again.experiment_path).parent == Path(result.experiment_path).parent
     assert len(trial_results(result.experiment_path)) == 6 and len(trial_results(again.experiment_path)) == 1
@@ -128,7 +129,8 @@ def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_p
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "izf-wider")
     result = run(SearchOptions(num_samples=3, max_concurrent=1, scheduler="none", max_steps=20, eval_every=20,
-                               fixed_params=TINY_FIX, storage_path=str(tmp_path / "rr"), start_from_base=False),
+                               fixed_params=TINY_FIX, fit_overrides=TINY_SET, storage_path=str(tmp_path / "rr"),
+                               start_from_base=False),
                  space=wider, listeners=[MLflowRecorder(tracker)])
     trials = ExperimentAnalysis(result.experiment_path).trials
     sampled = {t.trial_id: t.config["weight_decay"] for t in trials}
@@ -143,7 +145,8 @@ def test_a_dimension_added_in_one_place_is_sampled_logged_and_trained_with(tmp_p
 
 def test_multi_objective_search_reports_its_pareto_front(tmp_path, local_ray):
     result = run(SearchOptions(objective="multi", sampler="nsga2", scheduler="none", num_samples=4, max_concurrent=1,
-                               max_steps=40, eval_every=20, storage_path=str(tmp_path), fixed_params=TINY_FIX))
+                               max_steps=40, eval_every=20, storage_path=str(tmp_path),
+                               fixed_params=TINY_FIX, fit_overrides=TINY_SET))
     front, trials = result.pareto, result.trials
     assert not front.empty and set(front["trial_id"]) <= set(trials["trial_id"])
     for _, r in trials.iterrows():  # a trial is on the front exactly when no trial dominates it
@@ -236,7 +239,8 @@ def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     command = [sys.executable, str(ROOT / "search" / "run.py"), "--num-samples", "4", "--max-steps", "100",
                "--eval-every", "50", "--scheduler", "none", "--storage-path", str(tmp_path / "rr"),
                "--name", "killed", "--max-concurrent", "2", "--fix", "depth=3", "--fix", "hidden_scale=0.25",
-               "--fix", "synthetic_per_class=50", "--fix", "batch_size=128"]
+               "--fix", "synthetic_per_class=50", "--fix", "batch_size=128",
+               "--set", "classifier_epochs=5"]
     driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY_FIX, trial_results, wait_for_http
+from conftest import TINY_FIX, TINY_SET, trial_results, wait_for_http
 from mlflow import MlflowClient
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -60,7 +60,7 @@ def mlflow_server_factory(tmp_path):
 def searched(tmp_path_factory, mlflow_server, local_ray):
     folder = tmp_path_factory.mktemp("search")
     options = SearchOptions(num_samples=4, storage_path=str(folder / "rr"), max_steps=300, eval_every=100,
-                            grace_steps=100, fixed_params=TINY_FIX)
+                            grace_steps=100, fixed_params=TINY_FIX, fit_overrides=TINY_SET)
     tracker = Tracker(mlflow_server, "izf-synthetic")
     recorder = MLflowRecorder(tracker)
     result = run(options, listeners=[recorder])
@@ -207,7 +207,8 @@ def test_promote_cli(searched, monkeypatch):
 def test_outage_then_sync_twice_equals_an_uninterrupted_search(tmp_path, mlflow_server_factory, local_ray, caplog):
     uri, stop, restart = mlflow_server_factory()
     options = SearchOptions(num_samples=2, max_concurrent=1, storage_path=str(tmp_path / "rr"), max_steps=200,
-                            eval_every=100, scheduler="none", name="outage", fixed_params=TINY_FIX)
+                            eval_every=100, scheduler="none", name="outage",
+                            fixed_params=TINY_FIX, fit_overrides=TINY_SET)
     tracker = Tracker(uri, "izf-outage")
     recorder = MLflowRecorder(tracker)
 
@@ -278,7 +279,8 @@ class KillOnce(Callback):
 def test_a_retried_trial_keeps_its_one_run(tmp_path, mlflow_server, local_ray, capsys):
     killer = KillOnce()
     options = SearchOptions(num_samples=2, storage_path=str(tmp_path / "rr"), max_steps=300, eval_every=100,
-                            scheduler="none", name="retry", max_failures=2, fixed_params=TINY_FIX)
+                            scheduler="none", name="retry", max_failures=2,
+                            fixed_params=TINY_FIX, fit_overrides=TINY_SET)
     tracker = Tracker(mlflow_server, "izf-retry")
     result = run(options, listeners=[MLflowRecorder(tracker)], callbacks=[killer])
     assert killer.killed is not None and result.n_errors == 0
@@ -387,7 +389,7 @@ def test_sync_reads_what_it_can_and_closes_runs_by_the_records_status(tmp_path):
 def test_final_seeds_reach_mlflow_as_mean_and_spread(tmp_path, mlflow_server, local_ray):
     options = SearchOptions(num_samples=1, storage_path=str(tmp_path / "rr"), max_steps=40, eval_every=20,
                             scheduler="none", final_seeds=2, name="seeds",
-                            fixed_params=TINY_FIX)
+                            fixed_params=TINY_FIX, fit_overrides=TINY_SET)
     tracker = Tracker(mlflow_server, "izf-seeds")
     result = run(options, listeners=[MLflowRecorder(tracker, promote_champion=False)])
     metrics = tracker.client.get_run(tracker.parent_id).data.metrics
