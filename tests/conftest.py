@@ -123,13 +123,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # A small, fast trial on the built-in synthetic data (128-d features): depth 2, 32 hidden units, 50 generated
-# features per unseen class, batches of 128 (the MMD loss compares every pair of a batch: one such 300-step trial
-# took 4.3 CPU-seconds at 128, 5.0 at 256 and 10.1 at 512). Searches in tests hold these parameters fixed where their
-# assertions allow.
+# features per unseen class, batches of 128 (the MMD loss compares every pair of a batch: a 300-step trial took 2.9
+# CPU-seconds at 128, 4.4 at 256 and 9.4 at 512; bench/test_trial_cost.py, docs/benchmarks.md). Searches in tests
+# hold these parameters fixed where their assertions allow.
 TINY_FIX = {"depth": 2, "hidden_scale": 0.25, "synthetic_per_class": 50, "batch_size": 128}
 # ...and an evaluation's softmax classifiers trained for 5 epochs, not 20 (fit_overrides, --set): an 80-step trial
-# evaluated twice took 0.69 CPU-seconds against 1.15, and its validation H, 0.09 to 0.29 against 0.005 to 0.04,
-# ties at 0 less often.
+# evaluated twice took 0.68 CPU-seconds against 1.19, and its validation H (0.20 ± 0.10 against 0.02 ± 0.02) ties
+# at 0 less often.
 TINY_SET = {"classifier_epochs": 5}
 
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
