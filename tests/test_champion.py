@@ -153,6 +153,11 @@ def test_a_challenge_moves_the_alias_only_when_the_challenger_wins(tmp_path):
     again = promote(client, name, strong, retrain=retrain, challenge_seeds=3)
     assert again.why == decision.why and again.champion == strong and not again.moved and len(calls) == 1
     assert client.get_model_version(name, strong).tags["champion_decision"] == decision.why
+    # A later version measured as the winner was, and below it, is told the champion stays, and why.
+    below = _model_version(client, name, GOOD, val_h=0.45, val_h_mean=0.30, val_h_seeds=2)
+    stays = promote(client, name, below, retrain=retrain, challenge_seeds=3)
+    assert stays.why.startswith(f"the champion stays: version {strong}'s") and "best measured this way" in stays.why
+    assert _champion(client, name) == strong and len(calls) == 1
 
     # A challenger the rule alone would have preferred (a mean, above the champion's mean): it loses.
     lucky = _model_version(client, name, BAD, val_h=0.99, val_h_mean=0.98, val_h_seeds=2, split_seed=0)
