@@ -37,12 +37,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = load_dataset("synthetic", protocol="val")
-    fit(data, FitConfig(depth=2, hidden=32, steps=5, eval_every=0, synthetic_per_class=50))  # first-call costs
+    small = {"depth": 2, "hidden": 32, "synthetic_per_class": 50}  # the tests' model (tests/conftest.py, TINY_FIX)
+    fit(data, FitConfig(**small, steps=5, eval_every=0))  # first-call costs
     rows = []
     for batch_size in (128, 256, 512):
         for epochs in (20, 5):
-            runs = [cost(data, FitConfig(depth=2, hidden=32, synthetic_per_class=50, steps=args.steps,
-                                         eval_every=args.eval_every, batch_size=batch_size,
+            runs = [cost(data, FitConfig(**small, steps=args.steps, eval_every=args.eval_every, batch_size=batch_size,
                                          classifier_epochs=epochs, seed=seed)) for seed in range(3)]
             seconds, h = [r[0] for r in runs], [r[1] for r in runs]
             row = {"batch_size": batch_size, "classifier_epochs": epochs,
